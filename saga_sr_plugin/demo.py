@@ -1,0 +1,147 @@
+"""Embedded default: a synthetic, captioned demo set and a tiny local T5, made on first use.
+
+No hub download is possible on CI or on this project's machines, so the demo
+makes everything it needs: full-band synthetic audio (harmonic tones whose partials
+reach 20 kHz, noise hits, chirps) with captions in ``captions.jsonl``, and a tiny
+randomly initialised T5 encoder with a word-level tokenizer, saved with
+``save_pretrained`` so that it loads through the same code as ``t5-base``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .sidecar import sidecar_path, write_sidecar
+
+SAMPLE_RATE = 44100
+DEMO_ROOT = Path("demo_assets")
+TINY_T5_DIR = "tiny_t5"
+MARKER = "demo_assets.json"
+DEMO_VERSION = 1
+
+WORDS = ("a an the bright dull sawtooth square synth note tone low high pitched short long "
+         "burst of white noise like hi-hat cymbal rising falling chirp sweep with vibrato "
+         "and bell soft loud organ chord").split()
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    n_train: int = 48
+    n_val: int = 8
+    seconds: float = 2.0
+    seed: int = 0
+
+
+def _envelope(n: int, rng: np.random.Generator) -> np.ndarray:
+    attack = int(rng.uniform(0.002, 0.05) * SAMPLE_RATE)
+    release = rng.uniform(1.5, 6.0)
+    t = np.arange(n) / SAMPLE_RATE
+    env = np.exp(-release * t)
+    env[:attack] *= np.linspace(0, 1, attack, endpoint=False)
+    return env
+
+
+def _harmonic_tone(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Band-unlimited additive tone: partials up to 20 kHz with 1/k (saw) or odd 1/k (square) weights."""
+    f0 = 110.0 * 2 ** rng.uniform(0, 3)
+    square = rng.random() < 0.5
+    vibrato = rng.random() < 0.5
+    t = np.arange(n) / SAMPLE_RATE
+    phase = 2 * np.pi * f0 * t
+    if vibrato:
+        phase += 0.004 * f0 / 5.0 * np.sin(2 * np.pi * 5.0 * t) * 2 * np.pi
+    x = np.zeros(n)
+    for k in range(1, int(20000 // f0) + 1):
+        if square and k % 2 == 0:
+            continue
+        x += np.sin(k * phase) / k
+    x *= _envelope(n, rng)
+    pitch = "low" if f0 < 220 else "high pitched" if f0 > 440 else "bright"
+    caption = f"a {pitch} {'square' if square else 'sawtooth'} synth note" + (" with vibrato" if vibrato else "")
+    return x, caption
+
+
+def _noise_hit(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    x = rng.standard_normal(n)
+    hits = np.zeros(n)
+    period = int(rng.uniform(0.12, 0.5) * SAMPLE_RATE)
+    decay = rng.uniform(20, 60)
+    for start in range(0, n, period):
+        m = n - start
+        hits[start:] += np.exp(-decay * np.arange(m) / SAMPLE_RATE)
+    return x * hits, "short bursts of white noise like a hi-hat cymbal"
+
+
+def _chirp(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    t = np.arange(n) / SAMPLE_RATE
+    f_lo, f_hi = 200.0, rng.uniform(15000, 21000)
+    rising = rng.random() < 0.5
+    f = np.geomspace(f_lo, f_hi, n) if rising else np.geomspace(f_hi, f_lo, n)
+    x = np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE) * (0.6 + 0.4 * np.cos(2 * np.pi * 0.5 * t))
+    return x, f"a {'rising' if rising else 'falling'} chirp sweep"
+
+
+GENERATORS = (_harmonic_tone, _harmonic_tone, _noise_hit, _chirp)
+
+
+def make_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, str]:
+    """One stereo clip (samples, 2) peaking at -3 dBFS, and its caption."""
+    n = int(seconds * SAMPLE_RATE)
+    x, caption = GENERATORS[int(rng.integers(len(GENERATORS)))](n, rng)
+    pan = rng.uniform(0.3, 0.7)
+    stereo = np.stack([x * (1 - pan), x * pan], axis=1)
+    stereo *= 0.707 / max(np.abs(stereo).max(), 1e-9)
+    return stereo.astype(np.float32), caption
+
+
+def write_split(folder: Path, count: int, rng: np.random.Generator, seconds: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = {}
+    for i in range(count):
+        audio, caption = make_clip(rng, seconds)
+        name = f"clip_{i:03d}.wav"
+        sf.write(folder / name, audio, SAMPLE_RATE, subtype="PCM_16")
+        entries[name] = {"caption": caption, "model": "synthetic-demo"}
+    write_sidecar(sidecar_path(folder), entries)
+
+
+def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0) -> Path:
+    """A 2-layer random T5 encoder + word-level tokenizer over the demo captions' words."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in WORDS:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=len(vocab), d_model=d_model, d_kv=16, d_ff=2 * d_model, num_layers=2,
+                      num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    T5EncoderModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def ensure_demo_assets(root: str | Path = DEMO_ROOT, spec: DemoSpec = DemoSpec()) -> Path:
+    """Create ``root/{tiny_t5, audio/train, audio/val}`` unless the same version is already there."""
+    root = Path(root)
+    marker = root / MARKER
+    wanted = {"version": DEMO_VERSION, **spec.__dict__}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return root
+    rng = np.random.default_rng(spec.seed)
+    save_tiny_t5(root / TINY_T5_DIR, seed=spec.seed)
+    write_split(root / "audio" / "train", spec.n_train, rng, spec.seconds)
+    write_split(root / "audio" / "val", spec.n_val, rng, spec.seconds)
+    marker.write_text(json.dumps(wanted))
+    return root

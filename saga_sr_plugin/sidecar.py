@@ -1,0 +1,60 @@
+"""The caption sidecar: one ``captions.jsonl`` per dataset root.
+
+Each line is a JSON object ``{"path": <path relative to the root, POSIX>, "caption": <str>,
+...}`` (extra keys such as ``model`` and ``prompt`` record provenance). The file is
+always rewritten whole through a temporary file and ``os.replace``, so a crash
+leaves either the old or the new file, never half a line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SIDECAR_NAME = "captions.jsonl"
+
+
+def sidecar_path(root: str | os.PathLike) -> Path:
+    return Path(root) / SIDECAR_NAME
+
+
+def relative_key(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def read_sidecar(path: str | os.PathLike) -> dict[str, dict]:
+    """Entries by relative path; a missing file is an empty sidecar, a corrupt line an error."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    entries: dict[str, dict] = {}
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                entries[str(entry["path"])] = entry
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}:{line_no}: not a caption entry ({err}); "
+                                 "each line must be a JSON object with 'path' and 'caption'") from err
+    return entries
+
+
+def write_sidecar(path: str | os.PathLike, entries: dict[str, dict]) -> None:
+    """Atomically replace the sidecar with ``entries`` (sorted by path)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".captions.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for key in sorted(entries):
+                f.write(json.dumps({**entries[key], "path": key}, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

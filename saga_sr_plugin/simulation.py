@@ -1,0 +1,187 @@
+"""Signal side of SAGA-SR: spectral roll-off and the low-resolution input simulation.
+
+Everything here runs on CPU in the data-loader workers, on one clip at a time,
+with scipy's filter design / zero-phase filtering / polyphase resampling and
+torch's STFT (nothing hand-rolled).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy import signal
+
+SAMPLE_RATE = 44100
+ROLLOFF_N_FFT = 2048
+ROLLOFF_HOP = 512
+ROLLOFF_PERCENT = 0.985
+ROLLOFF_BINS = ROLLOFF_N_FFT // 2 + 1  # 1025: the normalised roll-off is bin / 1025, in [0, 1)
+
+FILTER_TYPES = ("cheby1", "butter", "bessel", "ellip")
+
+
+class BadAudioError(ValueError):
+    """Audio that cannot be used (NaN/inf, wrong shape); the message says which and why."""
+
+
+def as_channels_first(audio: torch.Tensor | np.ndarray, what: str = "audio") -> torch.Tensor:
+    """Return float32 (channels, samples); a 1-D signal becomes one channel."""
+    x = torch.as_tensor(audio)
+    if x.ndim == 1:
+        x = x.unsqueeze(0)
+    if x.ndim != 2:
+        raise BadAudioError(f"{what}: expected (channels, samples) or (samples,), got shape {tuple(x.shape)}")
+    if x.shape[0] > x.shape[1]:
+        raise BadAudioError(
+            f"{what}: shape {tuple(x.shape)} has more channels than samples; "
+            "pass audio as (channels, samples) (transpose a (samples, channels) array)"
+        )
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise BadAudioError(f"{what}: contains NaN or inf samples")
+    return x
+
+
+def rolloff_bin(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> int:
+    """Roll-off STFT bin of a whole clip.
+
+    Stereo is averaged to mono, |STFT| (Hann 2048, hop 512, centred) is summed over
+    time, and the roll-off is librosa's definition applied to that one spectrum: the
+    lowest bin at which the cumulative magnitude reaches ``roll_percent`` of the
+    total. Silence gives bin 0 (no NaN).
+    """
+    x = as_channels_first(audio).mean(dim=0)
+    if x.shape[-1] < ROLLOFF_N_FFT // 2 + 1:  # reflect padding needs n_fft//2 samples
+        x = torch.nn.functional.pad(x, (0, ROLLOFF_N_FFT // 2 + 1 - x.shape[-1]))
+    spec = torch.stft(
+        x.double(), ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64),
+        center=True, return_complex=True,
+    ).abs().sum(dim=-1)
+    cumulative = torch.cumsum(spec, dim=0)
+    threshold = roll_percent * cumulative[-1]
+    return int(torch.searchsorted(cumulative, threshold.unsqueeze(0)).clamp(max=ROLLOFF_BINS - 1).item())
+
+
+def rolloff_ratio(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> float:
+    """Normalised roll-off in [0, 1): bin / 1025 (0 Hz .. 22050 Hz at 44.1 kHz)."""
+    return rolloff_bin(audio, roll_percent) / ROLLOFF_BINS
+
+
+def rolloff_hz(audio: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE, roll_percent: float = ROLLOFF_PERCENT) -> float:
+    """Roll-off frequency in Hz of the bin returned by :func:`rolloff_bin`."""
+    return rolloff_bin(audio, roll_percent) * sample_rate / ROLLOFF_N_FFT
+
+
+@dataclass(frozen=True)
+class LowPassSpec:
+    """One draw of the degradation: what the model's input went through."""
+    cutoff_hz: float
+    filter_type: str
+    order: int
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Ranges of the low-resolution simulation (paper + authors' code defaults)."""
+    min_cutoff_hz: float = 2000.0
+    max_cutoff_hz: float = 16000.0
+    filter_types: Sequence[str] = field(default=FILTER_TYPES)
+    min_order: int = 2
+    max_order: int = 10
+    content_margin: float = 0.94  # cutoff <= margin x the clip's own 98.5 % roll-off
+    resample: bool = True  # down to 2 x cutoff and back: the input really is a lower-rate signal
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.filter_types if f not in FILTER_TYPES]
+        if unknown:
+            raise ValueError(f"unknown filter type(s) {unknown}; known: {list(FILTER_TYPES)}")
+        if not 0 < self.min_cutoff_hz <= self.max_cutoff_hz < SAMPLE_RATE / 2:
+            raise ValueError(f"need 0 < min_cutoff_hz <= max_cutoff_hz < {SAMPLE_RATE / 2}")
+        if not 1 <= self.min_order <= self.max_order:
+            raise ValueError("need 1 <= min_order <= max_order")
+
+
+def draw_lowpass(rng: np.random.Generator, config: SimulationConfig, content_hz: float | None = None) -> LowPassSpec:
+    """Draw cutoff, filter type and order; clamp the cutoff to the clip's content."""
+    cutoff = float(rng.uniform(config.min_cutoff_hz, config.max_cutoff_hz))
+    if content_hz is not None:
+        cutoff = min(cutoff, config.content_margin * content_hz)
+    cutoff = max(cutoff, config.min_cutoff_hz)
+    filter_type = str(rng.choice(list(config.filter_types)))
+    order = int(rng.integers(config.min_order, config.max_order + 1))
+    return LowPassSpec(cutoff, filter_type, order)
+
+
+def design_lowpass(spec: LowPassSpec, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Second-order sections of the drawn low-pass (Chebyshev I and elliptic: 0.1 dB ripple, 60 dB stop band)."""
+    kwargs = dict(N=spec.order, Wn=spec.cutoff_hz, btype="lowpass", fs=sample_rate, output="sos")
+    if spec.filter_type == "butter":
+        return signal.butter(**kwargs)
+    if spec.filter_type == "cheby1":
+        return signal.cheby1(rp=0.1, **kwargs)
+    if spec.filter_type == "ellip":
+        return signal.ellip(rp=0.1, rs=60, **kwargs)
+    if spec.filter_type == "bessel":
+        return signal.bessel(norm="mag", **kwargs)
+    raise ValueError(f"unknown filter type {spec.filter_type!r}; known: {list(FILTER_TYPES)}")
+
+
+def band_limit_by_resampling(x: np.ndarray, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample down to ~2 x cutoff and back, so nothing survives above the cutoff.
+
+    The intermediate rate is rounded to 100 Hz so the polyphase ratio stays small
+    (44100 / 100 = 441); the output is trimmed or padded to the input length.
+    """
+    low_rate = max(100, int(round(2 * cutoff_hz / 100.0)) * 100)
+    if low_rate >= sample_rate:
+        return x
+    ratio = Fraction(low_rate, sample_rate)
+    down = signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+    up = signal.resample_poly(down, ratio.denominator, ratio.numerator, axis=-1)
+    n = x.shape[-1]
+    if up.shape[-1] >= n:
+        return up[..., :n]
+    return np.pad(up, [(0, 0)] * (up.ndim - 1) + [(0, n - up.shape[-1])])
+
+
+def apply_lowpass(audio: torch.Tensor | np.ndarray, spec: LowPassSpec, resample: bool = True,
+                  sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Zero-phase low-pass (same filter on every channel), then optional down/up resampling.
+
+    The result stays at ``sample_rate`` and sample-aligned with the input, so z_l and
+    z_h line up frame by frame.
+    """
+    x = as_channels_first(audio).double().numpy()
+    y = signal.sosfiltfilt(design_lowpass(spec, sample_rate), x, axis=-1)
+    if resample:
+        y = band_limit_by_resampling(y, spec.cutoff_hz, sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(y)).float()
+
+
+@dataclass(frozen=True)
+class SimulatedPair:
+    low_res: torch.Tensor
+    spec: LowPassSpec
+    rolloff_lr: float
+    rolloff_hr: float
+
+
+def simulate_low_res(audio: torch.Tensor | np.ndarray, rng: np.random.Generator,
+                     config: SimulationConfig = SimulationConfig()) -> SimulatedPair:
+    """Draw a degradation, apply it, and return both normalised roll-offs (f_l, f_h)."""
+    high = as_channels_first(audio)
+    hr_bin = rolloff_bin(high)
+    content_hz = hr_bin * SAMPLE_RATE / ROLLOFF_N_FFT
+    # A silent clip has no content: keep the paper's draw instead of clamping to 0 Hz.
+    spec = draw_lowpass(rng, config, content_hz if hr_bin > 0 else None)
+    low = apply_lowpass(high, spec, resample=config.resample)
+    return SimulatedPair(low, spec, rolloff_ratio(low), hr_bin / ROLLOFF_BINS)
+
+
+def cutoff_to_rolloff_ratio(cutoff_hz: float) -> float:
+    """The normalised roll-off value of a given frequency (for user controls)."""
+    return min(math.floor(cutoff_hz * ROLLOFF_N_FFT / SAMPLE_RATE), ROLLOFF_BINS - 1) / ROLLOFF_BINS

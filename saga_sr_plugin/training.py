@@ -1,0 +1,122 @@
+"""Training assembly: official dataloader, model factory, training wrapper and Lightning Trainer.
+
+The plugin adds only what the official ``train.py`` (not shipped in the 0.0.19 wheel)
+cannot do for SAGA-SR: resolve the metadata module, pass the simulation settings to
+the workers, skip unreadable clips with a count, pick the accelerator, export at the end.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import typing as tp
+
+import pytorch_lightning as pl
+import torch
+from stable_audio_tools.data.dataset import collation_fn, create_dataloader_from_config
+from stable_audio_tools.models.factory import create_model_from_config
+from stable_audio_tools.models.utils import copy_state_dict, load_ckpt_state_dict, remove_weight_norm_from_model
+from stable_audio_tools.training.factory import create_training_wrapper_from_config
+
+from . import metadata
+from .checkpoints import check_state_dict_fits, embed_config
+from .configs import ConfigError, check_model_config, resolve_dataset_config
+
+log = logging.getLogger("saga_sr.train")
+
+
+class SkippingCollate:
+    """The official collation, minus clips the official dataset could not load (it returns None).
+
+    Each skip is counted and logged (the dataset already printed the file and the reason);
+    a batch with nothing left is an error, not an empty step.
+    """
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __call__(self, samples: list) -> list:
+        kept = [s for s in samples if s is not None]
+        if len(kept) < len(samples):
+            self.skipped += len(samples) - len(kept)
+            log.warning("skipped %d unreadable clip(s) in this batch (%d so far)", len(samples) - len(kept), self.skipped)
+        if not kept:
+            raise RuntimeError("every clip of a batch failed to load; see the 'Couldn't load file' lines above")
+        return collation_fn(kept)
+
+
+def build_dataloader(dataset_config: dict, source: str, model_config: dict, batch_size: int,
+                     num_workers: int, shuffle: bool = True) -> torch.utils.data.DataLoader:
+    if num_workers < 1:
+        raise ConfigError("--num-workers must be at least 1 (the official dataloader uses persistent workers)")
+    resolved = resolve_dataset_config(dataset_config, source)
+    metadata.configure(dataset_config.get("saga_sr"))
+    loader = create_dataloader_from_config(
+        resolved, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle,
+        sample_rate=model_config["sample_rate"], sample_size=model_config["sample_size"],
+        audio_channels=model_config.get("audio_channels", 2),
+    )
+    n = len(loader.dataset)
+    if n == 0:
+        raise ConfigError(f"{source}: no audio files found under {[d['path'] for d in resolved['datasets']]}")
+    if loader.drop_last and n < batch_size:
+        raise ConfigError(f"{source}: {n} clips is fewer than --batch-size {batch_size} with drop_last; "
+                          "lower the batch size or set \"drop_last\": false")
+    loader.collate_fn = SkippingCollate()
+    return loader
+
+
+def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | None = None,
+                pretransform_ckpt_path: str | None = None,
+                remove_pretransform_weight_norm: str = "") -> torch.nn.Module:
+    check_model_config(model_config, source)
+    model = create_model_from_config(model_config)
+    if pretrained_ckpt_path:
+        copy_state_dict(model, load_ckpt_state_dict(pretrained_ckpt_path))
+    if remove_pretransform_weight_norm == "pre_load":
+        remove_weight_norm_from_model(model.pretransform)
+    pretransform_ckpt_path = pretransform_ckpt_path or model_config["model"].get("pretransform", {}).get("pretransform_ckpt_path")
+    if pretransform_ckpt_path:
+        if not os.path.isfile(pretransform_ckpt_path):
+            raise ConfigError(f"pretransform checkpoint not found: {pretransform_ckpt_path}")
+        state = load_ckpt_state_dict(pretransform_ckpt_path)
+        check_state_dict_fits(model.pretransform, state, pretransform_ckpt_path, f"{source} (model.pretransform)")
+        model.pretransform.load_state_dict(state)
+    if remove_pretransform_weight_norm == "post_load":
+        remove_weight_norm_from_model(model.pretransform)
+    return model
+
+
+def build_training_wrapper(model_config: dict, model: torch.nn.Module) -> pl.LightningModule:
+    return create_training_wrapper_from_config(model_config, model)
+
+
+class ModelConfigEmbedder(pl.Callback):
+    """Keeps the model config inside every Lightning checkpoint."""
+
+    def __init__(self, model_config: dict):
+        self.model_config = model_config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        embed_config(checkpoint, self.model_config)
+
+
+def check_resume_checkpoint(ckpt_path: str, wrapper: pl.LightningModule, model_source: str) -> None:
+    if not os.path.isfile(ckpt_path):
+        raise ConfigError(f"--ckpt-path not found: {ckpt_path}")
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("state_dict", {})
+    check_state_dict_fits(wrapper, state, ckpt_path, model_source)
+
+
+def make_strategy(name: str, devices: tp.Any) -> tp.Any:
+    """Lightning's own strategies; 'deepspeed' gets the official train.py's stage-2 settings."""
+    if name == "deepspeed":
+        try:
+            from pytorch_lightning.strategies import DeepSpeedStrategy
+            return DeepSpeedStrategy(stage=2, contiguous_gradients=True, overlap_comm=True, reduce_scatter=True,
+                                     reduce_bucket_size=5e8, allgather_bucket_size=5e8, load_full_weights=True)
+        except (ImportError, RuntimeError, pl.utilities.exceptions.MisconfigurationException) as err:
+            raise ConfigError(f"--strategy deepspeed needs the deepspeed package (pip install deepspeed): {err}") from err
+    if name == "ddp_find_unused":
+        from pytorch_lightning.strategies import DDPStrategy
+        return DDPStrategy(find_unused_parameters=True)
+    return name

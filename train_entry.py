@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""Train SAGA-SR on stable-audio-tools' official DiffusionCondTrainingWrapper.
+
+Flags mirror the official ``train.py``. With no ``--dataset-config`` the embedded
+demo runs: synthetic captioned audio and a tiny local T5 are made under
+``demo_assets/`` and the small demo config trains on CPU in minutes. At the end the
+EMA weights are exported through the official ``export_model`` (safetensors).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL_CONFIG = "model_configs/saga_demo_config.json"
+DEMO_DATASET_CONFIG = "model_configs/dataset_configs/demo_dataset.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model-config", default=DEFAULT_MODEL_CONFIG)
+    p.add_argument("--dataset-config", default=None, help="official audio_dir dataset config; default: the demo set")
+    p.add_argument("--val-dataset-config", default=None)
+    p.add_argument("--save-dir", default="runs")
+    p.add_argument("--name", default="saga_sr")
+    p.add_argument("--project", default="saga-sr", help="W&B project")
+    p.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint")
+    p.add_argument("--pretrained-ckpt-path", default=None, help="initialise from exported/ckpt weights")
+    p.add_argument("--pretransform-ckpt-path", default=None, help="VAE weights (else model.pretransform.pretransform_ckpt_path)")
+    p.add_argument("--remove-pretransform-weight-norm", default="", choices=["", "pre_load", "post_load"])
+    p.add_argument("--batch-size", type=int, default=4, help="per device")
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--precision", default="32", help="Lightning precision, e.g. 32, 16-mixed, bf16-mixed")
+    p.add_argument("--accum-batches", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_find_unused, deepspeed, or any Lightning strategy name")
+    p.add_argument("--accelerator", default="auto", help="auto picks the GPU when there is one, else the CPU")
+    p.add_argument("--devices", "--num-gpus", dest="devices", default="auto")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--checkpoint-every", type=int, default=10000)
+    p.add_argument("--val-every", type=int, default=None, help="validation interval in steps")
+    p.add_argument("--max-steps", type=int, default=None, help="default: training.max_steps of the model config")
+    p.add_argument("--gradient-clip-val", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--logger", default="none", choices=["none", "wandb"])
+    p.add_argument("--export", default=None, help="exported EMA weights; default SAVE_DIR/NAME/model.safetensors")
+    p.add_argument("--no-export", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import pytorch_lightning as pl
+    import saga_sr_plugin  # noqa: F401  registers the SAGA-SR conditioners
+    from saga_sr_plugin.configs import ConfigError, load_json
+    from saga_sr_plugin.demo import ensure_demo_assets
+    from saga_sr_plugin import training
+
+    run_dir = Path(args.save_dir) / args.name
+    try:
+        model_config = load_json(args.model_config, "model config")
+        if args.dataset_config is None:
+            ensure_demo_assets()
+            args.dataset_config = DEMO_DATASET_CONFIG
+        dataset_config = load_json(args.dataset_config, "dataset config")
+
+        pl.seed_everything(args.seed + int(os.environ.get("SLURM_PROCID", 0)), workers=True)
+        train_dl = training.build_dataloader(dataset_config, args.dataset_config, model_config,
+                                             args.batch_size, args.num_workers)
+        val_dl = None
+        if args.val_dataset_config:
+            val_config = load_json(args.val_dataset_config, "validation dataset config")
+            val_dl = training.build_dataloader(val_config, args.val_dataset_config, model_config,
+                                               args.batch_size, args.num_workers, shuffle=False)
+        model = training.build_model(model_config, args.model_config, args.pretrained_ckpt_path,
+                                     args.pretransform_ckpt_path, args.remove_pretransform_weight_norm)
+        wrapper = training.build_training_wrapper(model_config, model)
+        if args.ckpt_path:
+            training.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
+        strategy = training.make_strategy(args.strategy, args.devices)
+    except (ConfigError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2)
+
+    logger = False
+    if args.logger == "wandb":
+        from pytorch_lightning.loggers import WandbLogger
+        logger = WandbLogger(project=args.project, name=args.name, save_dir=str(run_dir))
+        logger.experiment.config.update({"model_config": model_config, "dataset_config": dataset_config,
+                                         "args": vars(args)}, allow_val_change=True)
+
+    max_steps = args.max_steps if args.max_steps is not None else model_config["training"].get("max_steps", -1)
+    callbacks = [
+        pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=args.checkpoint_every,
+                                     save_top_k=-1, save_last=True),
+        training.ModelConfigEmbedder(model_config),
+    ]
+    trainer = pl.Trainer(
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=strategy,
+        precision=args.precision, accumulate_grad_batches=args.accum_batches, callbacks=callbacks,
+        logger=logger, log_every_n_steps=1, max_steps=max_steps, max_epochs=-1 if max_steps > 0 else 10_000_000,
+        default_root_dir=str(run_dir), gradient_clip_val=args.gradient_clip_val or None,
+        val_check_interval=args.val_every if val_dl is not None else None,
+        check_val_every_n_epoch=None if val_dl is not None and args.val_every else 1,
+        num_sanity_val_steps=0, enable_progress_bar=True,
+    )
+    trainer.fit(wrapper, train_dl, val_dl, ckpt_path=args.ckpt_path)
+
+    if args.no_export or not trainer.is_global_zero:
+        return None
+    export_path = Path(args.export) if args.export else run_dir / "model.safetensors"
+    export_path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.export_model(str(export_path), use_safetensors=export_path.suffix == ".safetensors")
+    with open(export_path.with_suffix(".json"), "w") as f:
+        json.dump(model_config, f, indent=2)
+    print(f"exported EMA weights to {export_path} (config beside it: {export_path.with_suffix('.json')})")
+    return export_path
+
+
+if __name__ == "__main__":
+    main()
