@@ -49,17 +49,15 @@ def as_channels_first(audio: torch.Tensor | np.ndarray, what: str = "audio") -> 
 def rolloff_bin(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> int:
     """Roll-off STFT bin of a whole clip.
 
-    Stereo is averaged to mono, |STFT| (Hann 2048, hop 512, centred) is summed over
+    Stereo is averaged to mono, |STFT| (Hann 2048, hop 512, centred with zeros) is summed over
     time, and the roll-off is librosa's definition applied to that one spectrum: the
     lowest bin at which the cumulative magnitude reaches ``roll_percent`` of the
     total. Silence gives bin 0 (no NaN).
     """
-    x = as_channels_first(audio).mean(dim=0)
-    if x.shape[-1] < ROLLOFF_N_FFT // 2 + 1:  # reflect padding needs n_fft//2 samples
-        x = torch.nn.functional.pad(x, (0, ROLLOFF_N_FFT // 2 + 1 - x.shape[-1]))
+    x = as_channels_first(audio).double().mean(dim=0)
     spec = torch.stft(
-        x.double(), ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64),
-        center=True, return_complex=True,
+        x, ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64),
+        center=True, pad_mode="constant", return_complex=True,  # librosa's default zero padding
     ).abs().sum(dim=-1)
     cumulative = torch.cumsum(spec, dim=0)
     threshold = roll_percent * cumulative[-1]

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny local models and small configs, all built on CPU inside the tests."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import saga_sr_plugin  # noqa: F401  registers the conditioners
+from saga_sr_plugin.demo import save_tiny_t5
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 44100
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> str:
+    return str(save_tiny_t5(tmp_path_factory.mktemp("tiny_t5")))
+
+
+def demo_config(t5_path: str, sample_size: int = 8192) -> dict:
+    config = json.loads((ROOT / "model_configs" / "saga_demo_config.json").read_text())
+    for entry in config["model"]["conditioning"]["configs"]:
+        if entry["type"] == "saga_t5":
+            entry["config"]["t5_model_name"] = t5_path
+    config["sample_size"] = sample_size
+    return config
+
+
+@pytest.fixture
+def demo_model_config(tiny_t5) -> dict:
+    return demo_config(tiny_t5)
+
+
+@pytest.fixture
+def demo_config_file(tmp_path, demo_model_config) -> str:
+    path = tmp_path / "model_config.json"
+    path.write_text(json.dumps(demo_model_config))
+    return str(path)
+
+
+def sine(freq: float, seconds: float = 1.0, channels: int = 2, amp: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return (amp * torch.sin(2 * torch.pi * freq * t)).repeat(channels, 1)
+
+
+def white_noise(seconds: float = 1.0, channels: int = 2, seed: int = 0, amp: float = 0.3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return amp * torch.randn(channels, int(seconds * SR), generator=g)
+
+
+def copy_config(config: dict) -> dict:
+    return copy.deepcopy(config)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
