@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import typing as tp
 from pathlib import Path
 
 DEFAULT_MODEL_CONFIG = "model_configs/saga_demo_config.json"
@@ -50,7 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> Path | None:
+class TrainingRun(tp.NamedTuple):
+    """What a run leaves behind, for callers (tests, notebooks) that want to look at it."""
+
+    trainer: tp.Any
+    wrapper: tp.Any
+    export_path: Path | None
+
+
+def main(argv: list[str] | None = None) -> TrainingRun:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -111,14 +120,14 @@ def main(argv: list[str] | None = None) -> Path | None:
     trainer.fit(wrapper, train_dl, val_dl, ckpt_path=args.ckpt_path)
 
     if args.no_export or not trainer.is_global_zero:
-        return None
+        return TrainingRun(trainer, wrapper, None)
     export_path = Path(args.export) if args.export else run_dir / "model.safetensors"
     export_path.parent.mkdir(parents=True, exist_ok=True)
     wrapper.export_model(str(export_path), use_safetensors=export_path.suffix == ".safetensors")
     with open(export_path.with_suffix(".json"), "w") as f:
         json.dump(model_config, f, indent=2)
     print(f"exported EMA weights to {export_path} (config beside it: {export_path.with_suffix('.json')})")
-    return export_path
+    return TrainingRun(trainer, wrapper, export_path)
 
 
 if __name__ == "__main__":
