@@ -54,7 +54,7 @@ def _captions(root: str) -> dict[str, str]:
     return {k: str(v.get("caption", "")) for k, v in read_sidecar(sidecar_path(root)).items()}
 
 
-def _count(reason: str, detail: str) -> None:
+def count(reason: str, detail: str) -> None:
     with _lock:
         counters[reason] += 1
         n = counters[reason]
@@ -66,12 +66,12 @@ def caption_for(info: dict) -> str:
     """The clip's caption, or "" (the text null) when the sidecar has none."""
     path, relpath = info.get("path"), info.get("relpath")
     if not path or not relpath:
-        _count("no relpath for caption lookup", str(path))
+        count("no relpath for caption lookup", str(path))
         return ""
     root = path[: len(path) - len(relpath)].rstrip("/\\") or "."
     caption = _captions(root).get(relpath.replace(os.sep, "/"), "")
     if not caption.strip():
-        _count("missing caption", f"{relpath} (no entry in {sidecar_path(root)})")
+        count("missing caption", f"{relpath} (no entry in {sidecar_path(root)})")
     return caption
 
 

@@ -44,12 +44,41 @@ class SkippingCollate:
         return collation_fn(kept)
 
 
+def count_load_failures(dataset: torch.utils.data.Dataset) -> None:
+    """Count and log files the official dataset cannot read.
+
+    The official ``audio_dir`` dataset prints the error and substitutes a random other
+    clip; this wrapper around its ``load_file`` adds a running count (per worker) under
+    ``metadata.counters["unreadable audio file"]`` so the loss of data is visible.
+    """
+    load_file = getattr(dataset, "load_file", None)
+    if load_file is None or getattr(load_file, "_saga_counting", False):
+        return
+
+    def counting_load_file(filename: str) -> torch.Tensor:
+        try:
+            audio = load_file(filename)
+        except Exception as err:
+            metadata.count("unreadable audio file", f"{filename}: {err}")
+            raise
+        if not torch.isfinite(audio).all():
+            metadata.count("non-finite audio file", filename)
+            raise ValueError(f"{filename} contains NaN or inf samples")
+        return audio
+
+    counting_load_file._saga_counting = True  # type: ignore[attr-defined]
+    dataset.load_file = counting_load_file
+
+
 def build_dataloader(dataset_config: dict, source: str, model_config: dict, batch_size: int,
                      num_workers: int, shuffle: bool = True) -> torch.utils.data.DataLoader:
     if num_workers < 1:
         raise ConfigError("--num-workers must be at least 1 (the official dataloader uses persistent workers)")
     resolved = resolve_dataset_config(dataset_config, source)
-    metadata.configure(dataset_config.get("saga_sr"))
+    try:
+        metadata.configure(dataset_config.get("saga_sr"))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: bad \"saga_sr\" simulation block: {err}") from err
     loader = create_dataloader_from_config(
         resolved, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle,
         sample_rate=model_config["sample_rate"], sample_size=model_config["sample_size"],
@@ -61,6 +90,7 @@ def build_dataloader(dataset_config: dict, source: str, model_config: dict, batc
     if loader.drop_last and n < batch_size:
         raise ConfigError(f"{source}: {n} clips is fewer than --batch-size {batch_size} with drop_last; "
                           "lower the batch size or set \"drop_last\": false")
+    count_load_failures(loader.dataset)
     loader.collate_fn = SkippingCollate()
     return loader
 
