@@ -104,8 +104,9 @@ def make_sequential_guided_model(dit: tp.Callable[..., torch.Tensor], inputs: di
 
 def sample_guided(dit: tp.Callable[..., torch.Tensor], noise: torch.Tensor, inputs: dict[str, tp.Any],
                   null_input_concat: torch.Tensor, steps: int = 100, scale_acoustic: float = 1.4,
-                  scale_text: float = 1.2, threshold: float = 0.025, progress: bool = False) -> torch.Tensor:
+                  scale_text: float = 1.2, threshold: float = 0.025,
+                  callback: tp.Callable[[dict], None] | None = None) -> torch.Tensor:
     """Noise -> latent with the official Euler loop, the linear-quadratic schedule and eq. 4."""
     sigmas = linear_quadratic_schedule(steps, threshold).to(noise.device)
     guided = make_guided_model(dit, inputs, null_input_concat, scale_acoustic, scale_text)
-    return sample_discrete_euler(guided, noise, sigmas=sigmas, disable_tqdm=not progress)
+    return sample_discrete_euler(guided, noise, sigmas=sigmas, callback=callback, disable_tqdm=True)

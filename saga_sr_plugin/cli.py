@@ -1,0 +1,138 @@
+"""``saga-sr``: export, upsample, caption, evaluate.
+
+Training is ``train_entry.py`` (it mirrors the official ``train.py``); everything
+after training goes through this one command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import typing as tp
+from pathlib import Path
+
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .checkpoints import export_checkpoint
+
+    out = export_checkpoint(args.model_config, args.ckpt_path, args.output)
+    print(f"exported EMA weights to {out}")
+    return 0
+
+
+def _expand_inputs(paths: tp.Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS)
+        else:
+            files.append(p)
+    return files
+
+
+def _upsample(args: argparse.Namespace) -> int:
+    from .audio_io import read_audio, write_audio
+    from .inference import Upsampler
+    from .plots import save_spectrograms
+    from .simulation import BadAudioError
+
+    captioner = None
+    if args.caption is None and not args.no_caption:
+        from .captioning import Captioner
+
+        model_name = args.caption_model or json.loads(Path(args.model_config).read_text()).get("saga_sr", {}).get("caption_model")
+        if model_name:
+            captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
+    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype, captioner)
+    settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
+                                  guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
+                                  seed=args.seed, low_frequency_replacement=not args.no_lfr)
+    out_dir = Path(args.output_dir)
+    failures = 0
+    files = _expand_inputs(args.inputs)
+    if not files:
+        print("error: no audio files given", file=sys.stderr)
+        return 2
+    for path in files:
+        try:
+            audio, sr = read_audio(path)
+            result = upsampler.upsample(audio, sr, caption="" if args.no_caption else args.caption,
+                                        settings=settings, progress=True)
+        except (BadAudioError, FileNotFoundError) as err:
+            failures += 1
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        target = out_dir / f"{path.stem}_saga_sr.{args.format}"
+        write_audio(target, result.audio, result.sample_rate)
+        print(f"{path} ({sr} Hz, {audio.shape[0]} ch) -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
+              f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
+        if args.plot:
+            png = save_spectrograms(target.with_suffix(".png"), [(f"input ({sr} Hz)", audio, sr),
+                                                                 ("SAGA-SR (44.1 kHz)", result.audio, result.sample_rate)],
+                                    title=path.name)
+            print(f"  spectrograms: {png}")
+    if failures:
+        print(f"{failures} of {len(files)} input(s) failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saga-sr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="Lightning checkpoint -> EMA weights (official export_model)")
+    p.add_argument("--model-config", required=True)
+    p.add_argument("--ckpt-path", required=True)
+    p.add_argument("-o", "--output", default="model.safetensors", help=".safetensors, or .ckpt for torch.save")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("upsample", help="upsample audio files to 44.1 kHz",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="audio files or folders")
+    p.add_argument("-o", "--output-dir", default="outputs")
+    p.add_argument("--model-config", required=True)
+    p.add_argument("--weights", required=True, help="exported weights (.safetensors or .ckpt)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--steps", type=int, default=None, help="Euler steps (config default: 100)")
+    p.add_argument("--guidance-acoustic", type=float, default=None, help="s_a (config default 1.4)")
+    p.add_argument("--guidance-text", type=float, default=None, help="s_t (config default 1.2)")
+    p.add_argument("--target-rolloff", type=float, default=None,
+                   help="normalised target roll-off f_h in [0, 1) (bin/1025; 0.9 = 19.8 kHz)")
+    p.add_argument("--caption", default=None, help="use this caption instead of captioning the input")
+    p.add_argument("--no-caption", action="store_true", help="use the text null (no caption)")
+    p.add_argument("--caption-model", default=None, help="Qwen2-Audio hub name or folder (config default)")
+    p.add_argument("--caption-dtype", default="auto")
+    p.add_argument("--no-lfr", action="store_true", help="skip the low-frequency replacement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", default="wav", choices=["wav", "flac"])
+    p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
+    p.set_defaults(func=_upsample)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list[tp.Callable[[tp.Any], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from .configs import ConfigError
+    from .checkpoints import CheckpointMismatchError
+
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointMismatchError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
