@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=10000)
     p.add_argument("--val-every", type=int, default=None, help="validation interval in steps")
     p.add_argument("--max-steps", type=int, default=None, help="default: training.max_steps of the model config")
+    p.add_argument("--max-time", default=None, help="stop after this wall time, DD:HH:MM:SS (Lightning max_time)")
     p.add_argument("--gradient-clip-val", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--logger", default="none", choices=["none", "wandb"])
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=strategy,
         precision=args.precision, accumulate_grad_batches=args.accum_batches, callbacks=callbacks,
-        logger=logger, log_every_n_steps=1, max_steps=max_steps, max_epochs=-1 if max_steps > 0 else 10_000_000,
+        logger=logger, log_every_n_steps=1, max_steps=max_steps, max_time=args.max_time, max_epochs=-1 if max_steps > 0 else 10_000_000,
         default_root_dir=str(run_dir), gradient_clip_val=args.gradient_clip_val or None,
         val_check_interval=args.val_every if val_dl is not None else None,
         check_val_every_n_epoch=None if val_dl is not None and args.val_every else 1,

@@ -79,6 +79,32 @@ def _upsample(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, markdown_table, plot_summary, write_csv
+
+    systems: dict = {}
+    for folder in args.outputs or []:
+        systems[Path(folder).name] = folder
+    if args.weights:
+        from .inference import Upsampler
+
+        upsampler = Upsampler.load(args.model_config, args.weights, args.device)
+        settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff)
+        systems["saga-sr"] = lambda lowres, sr, cutoff, rel: upsampler.upsample(
+            lowres, sr, caption=args.caption, settings=settings).audio
+    rows = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
+                    save_inputs=args.save_inputs)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "lsd_per_file.csv")
+    table = markdown_table(rows)
+    (out / "lsd.md").write_text(table)
+    plot_summary(rows, out / "lsd.png")
+    print(table)
+    print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga-sr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,12 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
     p.set_defaults(func=_upsample)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions) at simulated cutoffs",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
+    p.add_argument("--outputs", nargs="*", help="folders of system outputs laid out as CUTOFF/<relative path>.wav")
+    p.add_argument("--model-config", default=None)
+    p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
+    p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--target-rolloff", type=float, default=None)
+    p.add_argument("--caption", default="", help="caption for every input (default: the text null)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
+    p.add_argument("--no-baselines", action="store_true", help="skip the unprocessed and sinc baselines")
+    p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
+    p.add_argument("-o", "--output-dir", default="outputs/evaluate")
+    p.set_defaults(func=_evaluate)
     return parser
-
-
-_EXTRA_COMMANDS: list[tp.Callable[[tp.Any], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:

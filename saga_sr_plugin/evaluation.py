@@ -1,0 +1,174 @@
+"""The paper's evaluation protocol: simulate inputs at fixed cutoffs, score LSD per file/category/cutoff.
+
+Systems: ``unprocessed`` (the simulated low-res input itself), ``sinc`` (the input
+decimated to 2 x cutoff and sinc-interpolated back to 44.1 kHz, torchaudio's
+windowed-sinc resampler), and any callable or folder of outputs.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from tqdm.auto import tqdm
+
+from .audio_io import read_audio
+from .metrics import CONVENTIONS, all_lsd, mean_std
+from .simulation import FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass
+
+log = logging.getLogger("saga_sr.evaluate")
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+System = tp.Callable[[torch.Tensor, int, float, str], torch.Tensor]  # (lowres 44.1k, rate, cutoff, relpath) -> 44.1k
+
+
+def eval_lowpass(cutoff_hz: float, seed: int, name: str) -> LowPassSpec:
+    """Filter type and order drawn as in training, from a seed fixed per (file, cutoff)."""
+    rng = np.random.default_rng([seed, int(cutoff_hz), sum(map(ord, name))])
+    return LowPassSpec(float(cutoff_hz), FILTER_TYPES[rng.integers(len(FILTER_TYPES))], int(rng.integers(2, 11)))
+
+
+def simulate_input(reference: torch.Tensor, cutoff_hz: float, seed: int = 0, name: str = "") -> torch.Tensor:
+    """The low-res input at 44.1 kHz, as training simulates it (zero-phase low-pass, down to 2 x cutoff, back)."""
+    return apply_lowpass(reference, eval_lowpass(cutoff_hz, seed, name)).float()
+
+
+def sinc_baseline(lowres: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
+    low_rate = int(round(2 * cutoff_hz))
+    down = AF.resample(lowres, SAMPLE_RATE, low_rate)
+    return AF.resample(down, low_rate, SAMPLE_RATE)[..., : lowres.shape[-1]]
+
+
+def list_references(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"reference folder not found: {folder}")
+    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTS)
+    if not files:
+        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTS)}) under {folder}")
+    return files
+
+
+def category_of(path: Path, root: Path) -> str:
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else "all"
+
+
+def load_reference(path: Path) -> torch.Tensor:
+    audio, sr = read_audio(path)
+    if sr != SAMPLE_RATE:
+        audio = AF.resample(audio, sr, SAMPLE_RATE)
+    if audio.shape[0] > 2:
+        raise BadAudioError(f"{path}: {audio.shape[0]} channels; references must be mono or stereo")
+    return audio
+
+
+def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cutoffs: tp.Sequence[float] = (4000, 8000),
+             seed: int = 0, baselines: bool = True, save_inputs: str | None = None) -> list[dict]:
+    """One row per (file, cutoff, system) with every LSD variant. A system is a callable or a folder
+    of outputs named ``<cutoff>/<relative path>`` (e.g. ``4000/music/song.wav``)."""
+    root = Path(references)
+    rows: list[dict] = []
+    skipped = 0
+    files = list_references(root)
+    for path in tqdm(files, desc="evaluate", unit="file"):
+        rel = path.relative_to(root)
+        try:
+            ref = load_reference(path)
+        except (BadAudioError, FileNotFoundError) as err:
+            skipped += 1
+            log.warning("skipped reference %s (%d skipped so far)", err, skipped)
+            continue
+        for cutoff in cutoffs:
+            lowres = simulate_input(ref, cutoff, seed, str(rel))
+            if save_inputs:
+                from .audio_io import write_audio
+                write_audio(Path(save_inputs) / str(int(cutoff)) / rel.with_suffix(".wav"), lowres, SAMPLE_RATE)
+            outputs: dict[str, torch.Tensor] = {}
+            if baselines:
+                outputs["unprocessed"] = lowres
+                outputs["sinc"] = sinc_baseline(lowres, cutoff)
+            for name, system in systems.items():
+                if callable(system):
+                    outputs[name] = system(lowres, SAMPLE_RATE, cutoff, str(rel))
+                else:
+                    out_path = Path(system) / str(int(cutoff)) / rel.with_suffix(".wav")
+                    audio, sr = read_audio(out_path)
+                    outputs[name] = AF.resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
+            for name, out in outputs.items():
+                if out.shape[0] != ref.shape[0]:
+                    out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
+                rows.append({"file": str(rel), "category": category_of(path, root), "cutoff_hz": int(cutoff),
+                             "system": name, **all_lsd(out, ref, SAMPLE_RATE, cutoff)})
+    if skipped:
+        log.warning("%d of %d reference file(s) skipped", skipped, len(files))
+    return rows
+
+
+METRIC_COLUMNS = [f"{c}{u}/{k}" for c in CONVENTIONS for u in ("", "_unified") for k in ("lsd", "lsd_lf", "lsd_hf")]
+
+
+def summarise(rows: list[dict], metric: str = "nuwave2/lsd") -> dict[tuple[str, int, str], tuple[float, float, int]]:
+    """(category incl. 'all', cutoff, system) -> (mean, std, n) of one metric."""
+    groups: dict[tuple[str, int, str], list[float]] = {}
+    for r in rows:
+        for cat in {r["category"], "all"}:
+            groups.setdefault((cat, r["cutoff_hz"], r["system"]), []).append(r[metric])
+    return {k: (*mean_std(v), len(v)) for k, v in groups.items()}
+
+
+def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = ("nuwave2/lsd", "nuwave2/lsd_hf", "ssr/lsd")) -> str:
+    lines = []
+    for metric in metrics:
+        convention = metric.split("/")[0]
+        summary = summarise(rows, metric)
+        cutoffs = sorted({k[1] for k in summary})
+        systems = list(dict.fromkeys(r["system"] for r in rows))
+        categories = sorted({k[0] for k in summary}, key=lambda c: (c == "all", c))
+        lines.append(f"\n**{metric}** (convention: {convention}{', energy-unified' if 'unified' in convention else ''};"
+                     " lower is better; mean ± std over files)\n")
+        lines.append("| category | system | " + " | ".join(f"{c // 1000} kHz" for c in cutoffs) + " |")
+        lines.append("|---|---|" + "---|" * len(cutoffs))
+        for cat in categories:
+            for system in systems:
+                cells = []
+                for c in cutoffs:
+                    m, s, n = summary.get((cat, c, system), (float("nan"), float("nan"), 0))
+                    cells.append(f"{m:.2f} ± {s:.2f}")
+                lines.append(f"| {cat} | {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file", "category", "cutoff_hz", "system", *METRIC_COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_summary(rows: list[dict], path: str | os.PathLike, metric: str = "nuwave2/lsd") -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(rows, metric)
+    cutoffs = sorted({k[1] for k in summary})
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(cutoffs) * len(systems) / 2, 3.5))
+    width = 0.8 / len(systems)
+    for i, system in enumerate(systems):
+        means = [summary[("all", c, system)][0] for c in cutoffs]
+        stds = [summary[("all", c, system)][1] for c in cutoffs]
+        ax.bar(np.arange(len(cutoffs)) + i * width, means, width, yerr=stds, label=system, capsize=3)
+    ax.set_xticks(np.arange(len(cutoffs)) + width * (len(systems) - 1) / 2, [f"{c // 1000} kHz input" for c in cutoffs])
+    ax.set_ylabel(f"LSD ({metric}, lower is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
