@@ -18,6 +18,7 @@ from pathlib import Path
 
 DEFAULT_MODEL_CONFIG = "model_configs/saga_demo_config.json"
 DEMO_DATASET_CONFIG = "model_configs/dataset_configs/demo_dataset.json"
+DEMO_VAL_DATASET_CONFIG = "model_configs/dataset_configs/demo_val_dataset.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gradient-clip-val", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--logger", default="none", choices=["none", "wandb"])
+    p.add_argument("--demo-dir", default=None,
+                   help="folder of high-res clips for SR demos and validation LSD (demo default: the demo's val split)")
+    p.add_argument("--demo-every", type=int, default=250, help="SR demo / validation LSD interval in steps (0: off)")
+    p.add_argument("--demo-count", type=int, default=3, help="clips used for the SR demos")
+    p.add_argument("--demo-steps", type=int, default=None, help="Euler steps for the demos (config default)")
     p.add_argument("--export", default=None, help="exported EMA weights; default SAVE_DIR/NAME/model.safetensors")
     p.add_argument("--no-export", action="store_true")
     return p.parse_args(argv)
@@ -74,8 +80,11 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     try:
         model_config = load_json(args.model_config, "model config")
         if args.dataset_config is None:
-            ensure_demo_assets()
+            demo_root = ensure_demo_assets()
             args.dataset_config = DEMO_DATASET_CONFIG
+            args.demo_dir = args.demo_dir or str(demo_root / "audio" / "val")
+            args.val_dataset_config = args.val_dataset_config or DEMO_VAL_DATASET_CONFIG
+            args.val_every = args.val_every or 100
         dataset_config = load_json(args.dataset_config, "dataset config")
 
         pl.seed_everything(args.seed + int(os.environ.get("SLURM_PROCID", 0)), workers=True)
@@ -99,6 +108,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     logger = False
     if args.logger == "wandb":
         from pytorch_lightning.loggers import WandbLogger
+        run_dir.mkdir(parents=True, exist_ok=True)  # wandb falls back to /tmp if its dir does not exist yet
         logger = WandbLogger(project=args.project, name=args.name, save_dir=str(run_dir))
         logger.experiment.config.update({"model_config": model_config, "dataset_config": dataset_config,
                                          "args": vars(args)}, allow_val_change=True)
@@ -109,6 +119,15 @@ def main(argv: list[str] | None = None) -> TrainingRun:
                                      save_top_k=-1, save_last=True),
         training.ModelConfigEmbedder(model_config),
     ]
+    demo_callback = None
+    if args.demo_dir:
+        from saga_sr_plugin.callbacks import SRDemoCallback, load_examples
+        from saga_sr_plugin.sidecar import read_sidecar, sidecar_path
+
+        captions = {k: v.get("caption", "") for k, v in read_sidecar(sidecar_path(args.demo_dir)).items()}
+        demo_callback = SRDemoCallback(model_config, load_examples(args.demo_dir, args.demo_count, captions),
+                                       every=args.demo_every, steps=args.demo_steps)
+        callbacks.append(demo_callback)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=strategy,
         precision=args.precision, accumulate_grad_batches=args.accum_batches, callbacks=callbacks,
@@ -128,6 +147,13 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     with open(export_path.with_suffix(".json"), "w") as f:
         json.dump(model_config, f, indent=2)
     print(f"exported EMA weights to {export_path} (config beside it: {export_path.with_suffix('.json')})")
+    if demo_callback is not None:
+        from saga_sr_plugin.callbacks import write_examples
+
+        examples = demo_callback.run(trainer, wrapper)
+        demo_dir = write_examples(examples, run_dir / "demo")
+        print(f"SR demos (input / output / reference WAV + spectrogram PNG) in {demo_dir}:")
+        print((demo_dir / "README.md").read_text())
     return TrainingRun(trainer, wrapper, export_path)
 
 

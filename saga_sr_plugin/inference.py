@@ -136,8 +136,10 @@ class Upsampler:
     """A loaded SAGA-SR model and the settings to run it."""
 
     def __init__(self, model: torch.nn.Module, model_config: dict, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, captioner: tp.Callable[[torch.Tensor, int], str] | None = None):
-        self.model = model.to(device).eval().requires_grad_(False)
+                 dtype: torch.dtype = torch.float32, captioner: tp.Callable[[torch.Tensor, int], str] | None = None,
+                 prepare: bool = True):
+        """``prepare=False`` leaves device, mode and gradients alone (a model borrowed from training)."""
+        self.model = model.to(device).eval().requires_grad_(False) if prepare else model
         self.model_config = model_config
         self.device = torch.device(device)
         self.dtype = dtype
