@@ -105,6 +105,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caption(args: argparse.Namespace) -> int:
+    from .captioning import Captioner, caption_folders
+
+    captioner = Captioner.load(args.model, device=args.device, dtype=args.dtype, prompt=args.prompt,
+                               chat_template=args.chat_template, max_new_tokens=args.max_new_tokens,
+                               clip_seconds=args.clip_seconds)
+    report = caption_folders(args.folders, captioner, args.batch_size, args.overwrite, args.report)
+    summary = report.to_json()
+    print(f"captioned {summary['captioned']} file(s) ({summary['files_per_second']:.2f} files/s), "
+          f"{summary['already_done']} already done, {summary['failed_count']} failed"
+          + (f"; report: {args.report}" if args.report else ""))
+    for failure in report.failed:
+        print(f"  not captioned: {failure['reason']}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga-sr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,6 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
     p.set_defaults(func=_upsample)
 
+    p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("folders", nargs="+", help="dataset folders; each gets its own captions.jsonl")
+    p.add_argument("--model", default="Qwen/Qwen2-Audio-7B", help="hub name or local folder (base or Instruct)")
+    p.add_argument("--prompt", default=None, help="default: the authors' base-model prompt, or a content-only "
+                                                   "question for chat models")
+    p.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
+                   help="use the processor's chat template (default: only for Instruct models)")
+    p.add_argument("--no-chat-template", dest="chat_template", action="store_false")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", help="auto: bfloat16 on CUDA, float32 on CPU")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--clip-seconds", type=float, default=30.0, help="longer files: the central part this long")
+    p.add_argument("--overwrite", action="store_true", help="caption again files that already have a caption")
+    p.add_argument("--report", default="caption_report.json", help="JSON report: counts and every failure")
+    p.set_defaults(func=_caption)
+
     p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions) at simulated cutoffs",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
@@ -166,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, CheckpointMismatchError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, CheckpointMismatchError, FileNotFoundError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

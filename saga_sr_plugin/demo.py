@@ -21,7 +21,7 @@ SAMPLE_RATE = 44100
 DEMO_ROOT = Path("demo_assets")
 TINY_T5_DIR = "tiny_t5"
 MARKER = "demo_assets.json"
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 
 WORDS = ("a an the bright dull sawtooth square synth note tone low high pitched short long "
          "burst of white noise like hi-hat cymbal rising falling chirp sweep with vibrato "
@@ -89,13 +89,45 @@ GENERATORS = (_harmonic_tone, _harmonic_tone, _noise_hit, _chirp)
 
 
 def make_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, str]:
-    """One stereo clip (samples, 2) peaking at -3 dBFS, and its caption."""
+    """One stereo clip (samples, 2) peaking at -3 dBFS, and its caption.
+
+    A full-band noise floor 45-65 dB below the peak (room tone, as in every real
+    recording) is added: a digitally exact tone has bins at -300 dB between its
+    partials, which no recording has and which would make LSD meaningless.
+    """
     n = int(seconds * SAMPLE_RATE)
     x, caption = GENERATORS[int(rng.integers(len(GENERATORS)))](n, rng)
     pan = rng.uniform(0.3, 0.7)
     stereo = np.stack([x * (1 - pan), x * pan], axis=1)
     stereo *= 0.707 / max(np.abs(stereo).max(), 1e-9)
+    floor_db = rng.uniform(-65, -45)
+    stereo += 0.707 * 10 ** (floor_db / 20) * rng.standard_normal(stereo.shape)
+    stereo *= 0.707 / max(np.abs(stereo).max(), 1e-9)
     return stereo.astype(np.float32), caption
+
+
+def latent_channel_std(folder: str | Path, pretransform_config: dict, floor: float = 1e-4) -> list[float]:
+    """Per-channel std of an official pretransform's latents over a folder of clips.
+
+    This is how the demo config's ``saga_scaled`` scale was made (demo set version 2,
+    wavelet pretransform): ``latent_channel_std("demo_assets/audio/train", wavelet_config)``.
+    """
+    import torch
+    from stable_audio_tools.models.factory import create_pretransform_from_config
+
+    pretransform = create_pretransform_from_config(pretransform_config, SAMPLE_RATE)
+    sums = None
+    count = 0
+    for path in sorted(Path(folder).glob("*.wav")):
+        audio, _ = sf.read(path, dtype="float32", always_2d=True)
+        audio = audio[: len(audio) // pretransform.downsampling_ratio * pretransform.downsampling_ratio]
+        with torch.no_grad():
+            z = pretransform.encode(torch.from_numpy(audio.T.copy())[None]).double()
+        sq = z.pow(2).sum(dim=(0, 2))
+        sums = sq if sums is None else sums + sq
+        count += z.shape[-1]
+    std = (sums / count).sqrt().clamp(min=floor)
+    return [float(f"{v:.4g}") for v in std]
 
 
 def write_split(folder: Path, count: int, rng: np.random.Generator, seconds: float) -> None:

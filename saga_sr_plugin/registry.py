@@ -1,10 +1,12 @@
-"""Make the plugin's conditioner types buildable from JSON by the official factory.
+"""Make the plugin's conditioner (and pretransform) types buildable from JSON by the official factory.
 
 stable-audio-tools builds conditioners in a hard-coded if/elif
 (``create_multi_conditioner_from_conditioning_config``) that other modules import by
 name. :func:`register` swaps that name, in every module that holds it, for a
 function that builds the plugin's types and hands everything else to the original.
-Idempotent: importing ``saga_sr_plugin`` calls it once; calling it again is a no-op.
+The same is done for ``create_pretransform_from_config`` (the plugin's ``saga_scaled``
+latent scale). Idempotent: importing ``saga_sr_plugin`` calls it once; calling it
+again is a no-op.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from stable_audio_tools.models import conditioners as sat_conditioners
 from stable_audio_tools.models.conditioners import MultiConditioner
 
 from .conditioners import PLUGIN_CONDITIONERS
+from .pretransforms import PLUGIN_PRETRANSFORMS
 
 FACTORY_NAME = "create_multi_conditioner_from_conditioning_config"
 # Modules of stable-audio-tools 0.0.19 that import the factory by name.
@@ -28,6 +31,25 @@ OFFICIAL_TYPES = ("t5", "clap_text", "clap_audio", "int", "number", "list", "pho
                   "pretransform", "source_mix")
 
 _original_factory: tp.Callable[..., MultiConditioner] | None = None
+
+PRETRANSFORM_FACTORY_NAME = "create_pretransform_from_config"
+PRETRANSFORM_MODULES = (
+    "stable_audio_tools.models.factory",
+    "stable_audio_tools.models.diffusion",
+    "stable_audio_tools.models.conditioners",
+    "stable_audio_tools.models.autoencoders",
+    "stable_audio_tools.models.lm",
+)
+_original_pretransform_factory: tp.Callable[..., tp.Any] | None = None
+
+
+def create_pretransform(config: dict[str, tp.Any], sample_rate: int):
+    """Plugin pretransform types here, every other type by the official factory."""
+    assert _original_pretransform_factory is not None, "saga_sr_plugin.registry.register() was not called"
+    builder = PLUGIN_PRETRANSFORMS.get(config.get("type"))
+    if builder is None:
+        return _original_pretransform_factory(config, sample_rate)
+    return builder(config.get("config", {}), sample_rate, create_pretransform)
 
 
 def known_types() -> list[str]:
@@ -70,6 +92,13 @@ def register() -> None:
     for module in _importable(PATCHED_MODULES):
         if hasattr(module, FACTORY_NAME):
             setattr(module, FACTORY_NAME, create_multi_conditioner)
+    global _original_pretransform_factory
+    if _original_pretransform_factory is None:
+        from stable_audio_tools.models import factory as sat_factory
+        _original_pretransform_factory = getattr(sat_factory, PRETRANSFORM_FACTORY_NAME)
+    for module in _importable(PRETRANSFORM_MODULES):
+        if hasattr(module, PRETRANSFORM_FACTORY_NAME):
+            setattr(module, PRETRANSFORM_FACTORY_NAME, create_pretransform)
 
 
 def _importable(names: tp.Iterable[str]) -> list:
@@ -84,4 +113,6 @@ def _importable(names: tp.Iterable[str]) -> list:
 
 
 def is_registered() -> bool:
-    return all(getattr(m, FACTORY_NAME, None) is create_multi_conditioner for m in _importable(PATCHED_MODULES))
+    return (all(getattr(m, FACTORY_NAME, None) is create_multi_conditioner for m in _importable(PATCHED_MODULES))
+            and all(getattr(m, PRETRANSFORM_FACTORY_NAME, None) is create_pretransform
+                    for m in _importable(PRETRANSFORM_MODULES)))
