@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""SAGA-SR benchmarks: every ratio is measured side by side in this one run.
+
+    .venv/bin/python benchmarks/run.py            # a few minutes on a 2-core CPU
+    .venv/bin/python benchmarks/run.py --quick    # fewer repetitions
+
+1. training step: SAGA-SR conditioning vs the same DiT through the bare official
+   wrapper (no conditioning), both built by the official factories, timed inside a
+   Lightning fit on one repeated batch;
+2. guidance: eq. 4 as one batched forward of 3B items vs three sequential forwards;
+3. data: low-res simulation + both roll-offs per 5.94 s stereo clip (per filter type);
+4. inference: real-time factor of the demo model at 100 steps, and peak memory
+   (max RSS of a fresh process) for 10 s vs 60 s inputs;
+5. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost).
+Uses the CUDA device when there is one.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import saga_sr_plugin  # noqa: E402,F401
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def demo_config(tmp: Path, sample_size: int = 32768) -> dict:
+    from saga_sr_plugin.demo import save_tiny_t5
+
+    config = json.loads((ROOT / "model_configs" / "saga_demo_config.json").read_text())
+    t5 = tmp / "t5"
+    if not t5.exists():
+        save_tiny_t5(t5)
+    for entry in config["model"]["conditioning"]["configs"]:
+        if entry["type"] == "saga_t5":
+            entry["config"]["t5_model_name"] = str(t5)
+    config["sample_size"] = sample_size
+    return config
+
+
+def bare_config(config: dict) -> dict:
+    """The same DiT (width, depth, heads, patch, pretransform) with no conditioning at all."""
+    bare = copy.deepcopy(config)
+    bare["model"]["conditioning"]["configs"] = []
+    diffusion = bare["model"]["diffusion"]
+    diffusion.update(cross_attention_cond_ids=[], global_cond_ids=[], input_concat_ids=[])
+    for key in ("cond_token_dim", "global_cond_dim", "input_concat_dim"):
+        diffusion["config"][key] = 0
+    return bare
+
+
+def time_training(config: dict, batch_size: int, steps: int, warmup: int = 3) -> float:
+    import pytorch_lightning as pl
+    from stable_audio_tools.models.factory import create_model_from_config
+    from stable_audio_tools.training.factory import create_training_wrapper_from_config
+
+    torch.manual_seed(0)
+    wrapper = create_training_wrapper_from_config(config, create_model_from_config(config))
+    n = config["sample_size"]
+    reals = 0.3 * torch.randn(batch_size, 2, n)
+    metadata = [{"prompt": "a bright sawtooth synth note", "rolloff_lr": 0.2, "rolloff_hr": 0.9,
+                 "lr_audio": 0.3 * torch.randn(2, n), "padding_mask": [torch.ones(n, dtype=torch.bool)]}
+                for _ in range(batch_size)]
+    loader = torch.utils.data.DataLoader([(reals, metadata)] * (steps + warmup), batch_size=None,
+                                         collate_fn=lambda b: b)
+    times: list[float] = []
+
+    class Timer(pl.Callback):
+        def on_train_batch_start(self, *args):
+            sync()
+            self.t = time.perf_counter()
+
+        def on_train_batch_end(self, *args):
+            sync()
+            times.append(time.perf_counter() - self.t)
+
+    trainer = pl.Trainer(accelerator="auto", devices=1, max_steps=steps + warmup, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[Timer()])
+    trainer.fit(wrapper, loader)
+    return float(np.median(times[warmup:]))
+
+
+def time_guidance(config: dict, steps: int) -> tuple[float, float]:
+    from stable_audio_tools.models.factory import create_model_from_config
+    from saga_sr_plugin.sampling import make_guided_model, make_sequential_guided_model
+
+    model = create_model_from_config(config).to(device()).eval()
+    n = config["sample_size"]
+    cond = model.conditioner([{"prompt": "a tone", "rolloff_lr": 0.2, "rolloff_hr": 0.9,
+                               "lr_audio": 0.3 * torch.randn(2, n)}], device())
+    inputs = model.get_conditioning_inputs(cond)
+    zl = inputs["input_concat_cond"]
+    null = torch.full_like(zl, -5.0)
+    x, t = torch.randn_like(zl), torch.tensor([0.5], device=zl.device)
+    result = []
+    for make in (make_guided_model, make_sequential_guided_model):
+        fn = make(model.model, inputs, null, 1.4, 1.2)
+        with torch.no_grad():
+            for _ in range(3):
+                fn(x, t)
+            sync()
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn(x, t)
+            sync()
+        result.append((time.perf_counter() - start) / steps)
+    return result[0], result[1]
+
+
+def time_simulation(clips: int) -> dict[str, float]:
+    from saga_sr_plugin.simulation import FILTER_TYPES, SimulationConfig, simulate_low_res
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for kind in FILTER_TYPES:
+        config = SimulationConfig(filter_types=(kind,))
+        times = []
+        for _ in range(clips):
+            audio = torch.from_numpy(0.3 * rng.standard_normal((2, 262144))).float()
+            start = time.perf_counter()
+            simulate_low_res(audio, rng, config)
+            times.append(time.perf_counter() - start)
+        out[kind] = float(np.mean(times))
+    return out
+
+
+MEMORY_SNIPPET = """
+import resource, sys, torch, json
+sys.path.insert(0, {root!r})
+import saga_sr_plugin
+from saga_sr_plugin.inference import Upsampler
+from stable_audio_tools.models.factory import create_model_from_config
+config = json.load(open({config!r}))
+up = Upsampler(create_model_from_config(config), config, device={device!r})
+x = 0.3 * torch.randn(2, int({seconds} * 16000))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+up.upsample(x, 16000, caption="", settings=up.settings(steps={steps}))
+print(json.dumps({{"before_mb": before / 1024, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def peak_memory(config_path: str, seconds: float, steps: int) -> dict:
+    code = MEMORY_SNIPPET.format(root=str(ROOT), config=config_path, device=device(), seconds=seconds, steps=steps)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def time_inference(config: dict, seconds: float, steps: int) -> float:
+    from stable_audio_tools.models.factory import create_model_from_config
+    from saga_sr_plugin.inference import Upsampler
+
+    up = Upsampler(create_model_from_config(config), config, device=device())
+    x = 0.3 * torch.randn(2, int(seconds * 16000))
+    start = time.perf_counter()
+    up.upsample(x, 16000, caption="", settings=up.settings(steps=steps))
+    sync()
+    return (time.perf_counter() - start) / seconds
+
+
+def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
+    from tiny_qwen2_audio import save_tiny_qwen2_audio
+    from saga_sr_plugin.captioning import Captioner
+
+    captioner = Captioner.load(str(save_tiny_qwen2_audio(tmp / "qwen")), device=device(), max_new_tokens=16)
+    items = [(0.2 * torch.randn(2, 44100 * 6), 44100) for _ in range(files)]
+    captioner.caption(items[:batch_size])
+    start = time.perf_counter()
+    for i in range(0, files, batch_size):
+        captioner.caption(items[i:i + batch_size])
+    return files / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    reps = 5 if args.quick else 15
+    torch.manual_seed(0)
+    print(f"device: {device()}  torch {torch.__version__}  threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        config = demo_config(tmp)
+        config_path = tmp / "demo.json"
+        config_path.write_text(json.dumps(config))
+
+        saga = time_training(config, 4, reps)
+        bare = time_training(bare_config(config), 4, reps)
+        print(f"\n[train] demo DiT, batch 4 x {config['sample_size']} samples: SAGA-SR conditioning "
+              f"{saga * 1000:.1f} ms/step, bare official wrapper {bare * 1000:.1f} ms/step, ratio {saga / bare:.2f}x")
+
+        batched, sequential = time_guidance(config, reps * 4)
+        print(f"[guidance] one {3}-item forward {batched * 1000:.2f} ms/step vs three forwards "
+              f"{sequential * 1000:.2f} ms/step: sequential/batched {sequential / batched:.2f}x")
+
+        sim = time_simulation(3 if args.quick else 8)
+        print("[data] LR simulation + both roll-offs per 5.94 s stereo clip: "
+              + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sim.items())
+              + f"; mean {np.mean(list(sim.values())) * 1000:.0f} ms")
+
+        rtf = time_inference(config, 10.0, 100)
+        print(f"[inference] demo model, 100 steps, 10 s stereo input: real-time factor {rtf:.2f} "
+              f"(processing seconds per audio second)")
+        m10, m60 = peak_memory(str(config_path), 10, 5), peak_memory(str(config_path), 60, 5)
+        print(f"[memory] peak RSS 10 s input {m10['peak_mb']:.0f} MB (model loaded: {m10['before_mb']:.0f} MB), "
+              f"60 s input {m60['peak_mb']:.0f} MB (model loaded: {m60['before_mb']:.0f} MB); "
+              f"growth beyond the model: {(m10['peak_mb'] - m10['before_mb']):.0f} MB vs "
+              f"{(m60['peak_mb'] - m60['before_mb']):.0f} MB")
+
+        cps = time_captioning(tmp, 8 if args.quick else 16, 4)
+        print(f"[caption] tiny random Qwen2-Audio, 6 s clips, batch 4, 16 new tokens: {cps:.2f} captions/s")
+
+
+if __name__ == "__main__":
+    main()
