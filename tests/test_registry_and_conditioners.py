@@ -115,3 +115,29 @@ def test_t5_projects_when_dims_differ(tiny_t5):
 def test_t5_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="T5 text encoder directory not found"):
         LocalT5Conditioner(output_dim=64, t5_model_name=str(tmp_path / "nope"))
+
+
+def test_scaled_pretransform_normalises_and_inverts_exactly():
+    from stable_audio_tools.models import factory as sat_factory
+
+    assert sat_factory.create_pretransform_from_config is registry.create_pretransform
+    scale = [0.5] * 32 + [0.05] * 32
+    pre = sat_factory.create_pretransform_from_config(
+        {"type": "saga_scaled", "config": {"scale": scale, "pretransform": WAVELET}}, 44100)
+    plain = create_pretransform_from_config(WAVELET, 44100)
+    x = torch.randn(1, 2, 4096) * 0.1
+    z = pre.encode(x)
+    assert torch.allclose(z * torch.tensor(scale)[None, :, None], plain.encode(x), atol=1e-6)
+    assert torch.allclose(pre.decode(z), x, atol=1e-5)
+    assert pre.encoded_channels == 64 and pre.downsampling_ratio == 32
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"scale": [1.0, 2.0], "pretransform": WAVELET}, "give 1 or one per latent channel"),
+    ({"scale": -1.0, "pretransform": WAVELET}, "positive"),
+    ({"scale": 1.0}, "needs config.pretransform"),
+    ({"scale": 1.0, "pretransform": WAVELET, "scael": 2}, "no option"),
+])
+def test_scaled_pretransform_config_errors(config, message):
+    with pytest.raises(ValueError, match=message):
+        registry.create_pretransform({"type": "saga_scaled", "config": config}, 44100)
