@@ -209,3 +209,11 @@ def test_cli_upsample_writes_audio_and_spectrograms(demo_model_files, tmp_path, 
     audio, sr = sf.read(tmp_path / "out" / "in_saga_sr.wav", always_2d=True)
     assert sr == 44100 and audio.shape == (22050, 1)
     assert (tmp_path / "out" / "in_saga_sr.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("suffix, rate", [(".mp3", 22050), (".ogg", 16000), (".flac", 32000)])
+def test_compressed_formats_are_read(tmp_path, suffix, rate):
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    sf.write(tmp_path / f"in{suffix}", np.stack([x, x], axis=1), rate)
+    audio, sr = read_audio(tmp_path / f"in{suffix}")
+    assert sr == rate and audio.shape[0] == 2 and abs(audio.shape[1] - rate) < 0.1 * rate
