@@ -85,20 +85,21 @@ def create_multi_conditioner(config: dict[str, tp.Any], pretransform=None) -> Mu
 
 
 def register() -> None:
-    """Install :func:`create_multi_conditioner` wherever the official factory is imported."""
-    global _original_factory
+    """Install the plugin factories wherever the official ones are imported by name."""
+    global _original_factory, _original_pretransform_factory
     if _original_factory is None:
         _original_factory = getattr(sat_conditioners, FACTORY_NAME)
-    for module in _importable(PATCHED_MODULES):
-        if hasattr(module, FACTORY_NAME):
-            setattr(module, FACTORY_NAME, create_multi_conditioner)
-    global _original_pretransform_factory
     if _original_pretransform_factory is None:
         from stable_audio_tools.models import factory as sat_factory
         _original_pretransform_factory = getattr(sat_factory, PRETRANSFORM_FACTORY_NAME)
-    for module in _importable(PRETRANSFORM_MODULES):
-        if hasattr(module, PRETRANSFORM_FACTORY_NAME):
-            setattr(module, PRETRANSFORM_FACTORY_NAME, create_pretransform)
+    _install(PATCHED_MODULES, FACTORY_NAME, create_multi_conditioner)
+    _install(PRETRANSFORM_MODULES, PRETRANSFORM_FACTORY_NAME, create_pretransform)
+
+
+def _install(module_names: tp.Iterable[str], name: str, function: tp.Callable) -> None:
+    for module in _importable(module_names):
+        if hasattr(module, name):
+            setattr(module, name, function)
 
 
 def _importable(names: tp.Iterable[str]) -> list:
