@@ -31,6 +31,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="Euler steps (config default)")
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
     p.add_argument("--out", default="runs/proof_of_learning")
+    p.add_argument("--demo-every", type=int, default=0,
+                   help="SR demo / val LSD interval while training (0: only at the end; demos cost training time)")
     p.add_argument("--skip-training", action="store_true", help="reuse the exported weights under --out")
     args = p.parse_args()
 
@@ -55,7 +57,7 @@ def main() -> None:
             run = train_entry.main(["--model-config", args.model_config, "--save-dir", str(out), "--name", name,
                                     "--max-time", args.max_time, "--max-steps", str(args.max_steps),
                                     "--batch-size", str(args.batch_size), "--num-workers", "1", "--seed", str(seed),
-                                    "--checkpoint-every", "1000000"])
+                                    "--checkpoint-every", "1000000", "--demo-every", str(args.demo_every)])
             timings[seed] = (time.time() - start, run.trainer.global_step)
         upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device="cpu")
         settings = upsampler.settings(steps=args.steps, seed=seed)
