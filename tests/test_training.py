@@ -201,3 +201,15 @@ def test_train_entry_reports_a_missing_dataset_folder(tmp_path, demo_config_file
         train_entry.main(["--model-config", demo_config_file, "--dataset-config", str(bad), "--max-steps", "1"])
     assert exit_info.value.code == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_strategies_are_lightnings_own():
+    from pytorch_lightning.strategies import DDPStrategy
+
+    assert isinstance(training.make_strategy("ddp_find_unused", 2), DDPStrategy)
+    assert training.make_strategy("ddp", 2) == "ddp"
+    try:
+        import deepspeed  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install deepspeed"):
+            training.make_strategy("deepspeed", 2)
