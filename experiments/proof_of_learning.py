@@ -49,6 +49,8 @@ def main() -> None:
     captions = {k: v.get("caption", "") for k, v in read_sidecar(sidecar_path(val_dir)).items()}
     out = Path(args.out)
     all_rows, timings = [], {}
+    if args.skip_training and (out / "results.json").exists():  # keep the training times of the run being re-scored
+        timings = {int(k): tuple(v) for k, v in json.loads((out / "results.json").read_text())["timings"].items()}
     for seed in args.seeds:
         name = f"seed{seed}"
         weights = out / name / "model.safetensors"

@@ -21,7 +21,8 @@ from .checkpoints import load_exported_model
 from .conditioners import LowResLatentConditioner
 from .postprocess import replace_low_frequencies
 from .sampling import sample_guided
-from .simulation import SAMPLE_RATE, BadAudioError, as_channels_first, rolloff_bin, rolloff_ratio
+from .simulation import (SAMPLE_RATE, BadAudioError, as_channels_first, rolloff_bin_of_spectrum, rolloff_ratio,
+                         summed_magnitude)
 from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
 
 log = logging.getLogger("saga_sr.inference")
@@ -213,16 +214,24 @@ class Upsampler:
         caption = self.caption_for(stereo, caption)
         overlap = int(self.window * settings.overlap) // self.latent_ratio * self.latent_ratio
 
-        out = process_in_windows(stereo, self.window, overlap,
-                                 lambda w, i: self.generate_window(w, caption, settings, i, progress), progress=progress)
-        # The LFR boundary: the input's 98.5 % roll-off bin, never above the input's Nyquist
-        # (abrupt edges and the resampler's transition band leak a little energy above it).
+        # The LFR boundary: the whole input's 98.5 % roll-off bin (summed window by window, so
+        # memory stays flat), never above the input's Nyquist (abrupt edges and the resampler's
+        # transition band leak a little energy above it).
+        spectrum = sum(summed_magnitude(stereo[:, s:s + self.window]) for s in range(0, stereo.shape[-1], self.window))
         nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / 2048))
-        cutoff = min(rolloff_bin(stereo), nyquist_bin)
-        ratio = None
-        if settings.low_frequency_replacement:
-            replaced = replace_low_frequencies(out, stereo, cutoff_bin=cutoff)
-            out, ratio = replaced.audio, replaced.energy_ratio
+        cutoff = min(rolloff_bin_of_spectrum(spectrum), nyquist_bin)
+        ratios: list[float] = []
+
+        def window_fn(lowres: torch.Tensor, index: int) -> torch.Tensor:
+            generated = self.generate_window(lowres, caption, settings, index, progress)
+            if not settings.low_frequency_replacement:
+                return generated
+            replaced = replace_low_frequencies(generated, lowres, cutoff_bin=cutoff)
+            ratios.append(replaced.energy_ratio)
+            return replaced.audio
+
+        out = process_in_windows(stereo, self.window, overlap, window_fn, progress=progress)
+        ratio = sum(ratios) / len(ratios) if ratios else None
         if channels == 1:
             out = out.mean(dim=0, keepdim=True)
         return UpsampleResult(out, SAMPLE_RATE, caption, cutoff / 1025, cutoff * SAMPLE_RATE / 2048, ratio)

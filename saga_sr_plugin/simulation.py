@@ -46,6 +46,22 @@ def as_channels_first(audio: torch.Tensor | np.ndarray, what: str = "audio") -> 
     return x
 
 
+def summed_magnitude(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """|STFT| of the channel mean (Hann 2048, hop 512, centred with zeros) summed over time: (1025,)."""
+    x = as_channels_first(audio).double().mean(dim=0)
+    return torch.stft(
+        x, ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64),
+        center=True, pad_mode="constant", return_complex=True,  # librosa's default zero padding
+    ).abs().sum(dim=-1)
+
+
+def rolloff_bin_of_spectrum(spectrum: torch.Tensor, roll_percent: float = ROLLOFF_PERCENT) -> int:
+    """librosa's roll-off on one spectrum: the lowest bin where the cumulative sum reaches ``roll_percent``."""
+    cumulative = torch.cumsum(spectrum, dim=0)
+    threshold = roll_percent * cumulative[-1]
+    return int(torch.searchsorted(cumulative, threshold.unsqueeze(0)).clamp(max=ROLLOFF_BINS - 1).item())
+
+
 def rolloff_bin(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> int:
     """Roll-off STFT bin of a whole clip.
 
@@ -54,14 +70,7 @@ def rolloff_bin(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_
     lowest bin at which the cumulative magnitude reaches ``roll_percent`` of the
     total. Silence gives bin 0 (no NaN).
     """
-    x = as_channels_first(audio).double().mean(dim=0)
-    spec = torch.stft(
-        x, ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64),
-        center=True, pad_mode="constant", return_complex=True,  # librosa's default zero padding
-    ).abs().sum(dim=-1)
-    cumulative = torch.cumsum(spec, dim=0)
-    threshold = roll_percent * cumulative[-1]
-    return int(torch.searchsorted(cumulative, threshold.unsqueeze(0)).clamp(max=ROLLOFF_BINS - 1).item())
+    return rolloff_bin_of_spectrum(summed_magnitude(audio), roll_percent)
 
 
 def rolloff_ratio(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> float:
