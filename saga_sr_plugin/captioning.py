@@ -196,11 +196,30 @@ def caption_folder(root: str | os.PathLike, captioner: Captioner, batch_size: in
     return report
 
 
+def read_file_list(list_path: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
+    """Paths from a text file, one per line (absolute, or relative to ``root``); they must lie under ``root``."""
+    root = Path(root).resolve()
+    files = []
+    for number, line in enumerate(Path(list_path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        path = Path(line) if Path(line).is_absolute() else root / line
+        if root not in path.resolve().parents:
+            raise ValueError(f"{list_path}:{number}: {line} is not under the sidecar root {root}")
+        files.append(path)
+    return files
+
+
 def caption_folders(roots: tp.Sequence[str], captioner: Captioner, batch_size: int = 8, overwrite: bool = False,
-                    report_path: str | None = None) -> CaptionReport:
+                    report_path: str | None = None, file_list: str | None = None) -> CaptionReport:
+    """Caption every folder in ``roots``; with ``file_list``, only the listed files of the single root."""
     report = CaptionReport()
+    if file_list is not None and len(roots) != 1:
+        raise ValueError("a file list needs exactly one folder: the root its sidecar belongs to")
     for root in roots:
-        caption_folder(root, captioner, batch_size, overwrite, report=report)
+        files = read_file_list(file_list, root) if file_list else None
+        caption_folder(root, captioner, batch_size, overwrite, files=files, report=report)
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(json.dumps(report.to_json(), indent=2))

@@ -111,7 +111,7 @@ def _caption(args: argparse.Namespace) -> int:
     captioner = Captioner.load(args.model, device=args.device, dtype=args.dtype, prompt=args.prompt,
                                chat_template=args.chat_template, max_new_tokens=args.max_new_tokens,
                                clip_seconds=args.clip_seconds)
-    report = caption_folders(args.folders, captioner, args.batch_size, args.overwrite, args.report)
+    report = caption_folders(args.folders, captioner, args.batch_size, args.overwrite, args.report, args.file_list)
     summary = report.to_json()
     print(f"captioned {summary['captioned']} file(s) ({summary['files_per_second']:.2f} files/s), "
           f"{summary['already_done']} already done, {summary['failed_count']} failed"
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("folders", nargs="+", help="dataset folders; each gets its own captions.jsonl")
+    p.add_argument("--file-list", default=None, help="caption only these files (one path per line, absolute or "
+                                                      "relative to the single folder given)")
     p.add_argument("--model", default="Qwen/Qwen2-Audio-7B", help="hub name or local folder (base or Instruct)")
     p.add_argument("--prompt", default=None, help="default: the authors' base-model prompt, or a content-only "
                                                    "question for chat models")

@@ -124,6 +124,18 @@ def test_cli_caption_writes_sidecar_and_report(tmp_path, tiny_qwen, capsys):
     assert "captioned 4 file(s)" in capsys.readouterr().out
 
 
+def test_file_list_captions_only_the_listed_files(tmp_path, tiny_qwen):
+    root = tmp_path / "data"
+    _write_folder(root, np.random.default_rng(6))
+    (tmp_path / "list.txt").write_text("a.wav\n# a comment\n" + str(root / "sub" / "d.ogg") + "\n")
+    code = cli.main(["caption", str(root), "--model", tiny_qwen, "--device", "cpu", "--max-new-tokens", "3",
+                     "--file-list", str(tmp_path / "list.txt"), "--report", str(tmp_path / "r.json")])
+    assert code == 0 and set(read_sidecar(sidecar_path(root))) == {"a.wav", "sub/d.ogg"}
+    (tmp_path / "bad.txt").write_text("/elsewhere/x.wav\n")
+    assert cli.main(["caption", str(root), "--model", tiny_qwen, "--device", "cpu",
+                     "--file-list", str(tmp_path / "bad.txt")]) == 2
+
+
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(OSError, match="could not load the captioning model"):
         Captioner.load(str(tmp_path / "no_such_model"), device="cpu")
