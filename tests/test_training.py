@@ -213,3 +213,18 @@ def test_strategies_are_lightnings_own():
     except ImportError:
         with pytest.raises(ConfigError, match="pip install deepspeed"):
             training.make_strategy("deepspeed", 2)
+
+
+def test_cli_export_to_official_ckpt_format_loads_for_inference(trained_run, tmp_path, capsys):
+    from saga_sr_plugin import cli
+    from saga_sr_plugin.inference import Upsampler
+
+    _, config_path, out = trained_run
+    code = cli.main(["export", "--model-config", config_path, "--ckpt-path", str(out / "t" / "checkpoints" / "last.ckpt"),
+                     "-o", str(tmp_path / "model.ckpt")])
+    assert code == 0 and "exported EMA weights" in capsys.readouterr().out
+    assert "state_dict" in torch.load(tmp_path / "model.ckpt", map_location="cpu", weights_only=False)
+    upsampler = Upsampler.load(config_path, str(tmp_path / "model.ckpt"), device="cpu")
+    result = upsampler.upsample(0.3 * torch.randn(1, 4000), 16000, caption="", settings=upsampler.settings(steps=2))
+    assert result.audio.shape == (1, 11025)
+    assert cli.main(["export", "--model-config", config_path, "--ckpt-path", str(tmp_path / "nope.ckpt")]) == 2
