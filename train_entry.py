@@ -122,10 +122,10 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     demo_callback = None
     if args.demo_dir:
         from saga_sr_plugin.callbacks import SRDemoCallback, load_examples
-        from saga_sr_plugin.sidecar import read_sidecar, sidecar_path
+        from saga_sr_plugin.sidecar import read_captions
 
-        captions = {k: v.get("caption", "") for k, v in read_sidecar(sidecar_path(args.demo_dir)).items()}
-        demo_callback = SRDemoCallback(model_config, load_examples(args.demo_dir, args.demo_count, captions),
+        demo_callback = SRDemoCallback(model_config, load_examples(args.demo_dir, args.demo_count,
+                                                                   read_captions(args.demo_dir)),
                                        every=args.demo_every, steps=args.demo_steps)
         callbacks.append(demo_callback)
     trainer = pl.Trainer(

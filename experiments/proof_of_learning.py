@@ -42,11 +42,11 @@ def main() -> None:
     from saga_sr_plugin.evaluation import evaluate, markdown_table, plot_summary, write_csv
     from saga_sr_plugin.inference import Upsampler
     from saga_sr_plugin.metrics import mean_std
-    from saga_sr_plugin.sidecar import read_sidecar, sidecar_path
+    from saga_sr_plugin.sidecar import read_captions
 
     demo = ensure_demo_assets()
     val_dir = demo / "audio" / "val"
-    captions = {k: v.get("caption", "") for k, v in read_sidecar(sidecar_path(val_dir)).items()}
+    captions = read_captions(val_dir)
     out = Path(args.out)
     all_rows, timings = [], {}
     if args.skip_training and (out / "results.json").exists():  # keep the training times of the run being re-scored

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 # Absolute imports: the official loader executes this file as a top-level module.
-from saga_sr_plugin.sidecar import read_sidecar, sidecar_path
+from saga_sr_plugin.sidecar import read_captions, sidecar_path
 from saga_sr_plugin.simulation import SimulationConfig, simulate_low_res
 
 ENV_SIMULATION = "SAGA_SR_SIMULATION"
@@ -51,7 +51,7 @@ def _simulation_config() -> SimulationConfig:
 
 @lru_cache(maxsize=64)
 def _captions(root: str) -> dict[str, str]:
-    return {k: str(v.get("caption", "")) for k, v in read_sidecar(sidecar_path(root)).items()}
+    return read_captions(root)
 
 
 def count(reason: str, detail: str) -> None:

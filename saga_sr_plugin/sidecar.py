@@ -42,6 +42,11 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, dict]:
     return entries
 
 
+def read_captions(root: str | os.PathLike) -> dict[str, str]:
+    """Caption text by relative path for the dataset root ``root`` ({} when it has no sidecar)."""
+    return {k: str(v.get("caption", "")) for k, v in read_sidecar(sidecar_path(root)).items()}
+
+
 def write_sidecar(path: str | os.PathLike, entries: dict[str, dict]) -> None:
     """Atomically replace the sidecar with ``entries`` (sorted by path)."""
     path = Path(path)
