@@ -11,6 +11,15 @@ import torch
 from .simulation import BadAudioError
 
 MIN_SAMPLE_RATE = 4000
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
+
+
+def list_audio_files(folder: str | os.PathLike, exts: tuple[str, ...] = AUDIO_EXTS, what: str = "folder") -> list[Path]:
+    """Audio files under ``folder`` (recursively, sorted); a missing folder is an error naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file())
 
 
 def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:

@@ -28,7 +28,7 @@ import torch
 import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
-from .audio_io import read_audio
+from .audio_io import list_audio_files, read_audio
 from .sidecar import read_sidecar, relative_key, sidecar_path, write_sidecar
 from .simulation import BadAudioError
 
@@ -40,7 +40,6 @@ BASE_PROMPT = "<|audio_bos|><|AUDIO|><|audio_eos|>Generate the caption in Englis
 # of a low-res input describes the same thing as the caption of its high-res original.
 CONTENT_QUESTION = ("Describe the content of this audio in one sentence: the sound sources, instruments, "
                     "speakers and environment. Do not mention audio quality, bandwidth or noise.")
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 SILENCE_PEAK = 1e-4
 
 
@@ -136,13 +135,6 @@ class CaptionReport:
                 "files_per_second": round(self.files_per_second, 4)}
 
 
-def list_audio(root: str | os.PathLike) -> list[Path]:
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"folder to caption not found: {root}")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file())
-
-
 def _load_for_caption(path: Path) -> tuple[torch.Tensor, int]:
     audio, sr = read_audio(path)
     if audio.abs().max() < SILENCE_PEAK:
@@ -159,7 +151,7 @@ def caption_folder(root: str | os.PathLike, captioner: Captioner, batch_size: in
     """
     root = Path(root)
     report = report or CaptionReport()
-    files = list(files) if files is not None else list_audio(root)
+    files = list(files) if files is not None else list_audio_files(root, what="folder to caption")
     path = sidecar_path(root)
     entries = read_sidecar(path) if path.exists() else {}
     todo = []

@@ -6,14 +6,10 @@ after training goes through this one command.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import typing as tp
 from pathlib import Path
-
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
-
 
 def _export(args: argparse.Namespace) -> int:
     from .checkpoints import export_checkpoint
@@ -24,12 +20,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _expand_inputs(paths: tp.Sequence[str]) -> list[Path]:
+    from .audio_io import list_audio_files
+
     files: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS)
-        else:
-            files.append(p)
+        files += list_audio_files(p) if p.is_dir() else [p]
     return files
 
 
@@ -39,14 +34,13 @@ def _upsample(args: argparse.Namespace) -> int:
     from .plots import save_spectrograms
     from .simulation import BadAudioError
 
-    captioner = None
+    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype)
     if args.caption is None and not args.no_caption:
         from .captioning import Captioner
 
-        model_name = args.caption_model or json.loads(Path(args.model_config).read_text()).get("saga_sr", {}).get("caption_model")
+        model_name = args.caption_model or upsampler.model_config.get("saga_sr", {}).get("caption_model")
         if model_name:
-            captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
-    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype, captioner)
+            upsampler.captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
     settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
                                   guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
                                   seed=args.seed, low_frequency_replacement=not args.no_lfr)

@@ -17,12 +17,12 @@ import torch
 import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
-from .audio_io import read_audio
+from .audio_io import list_audio_files, read_audio, write_audio
 from .metrics import CONVENTIONS, all_lsd, mean_std
 from .simulation import FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass
 
 log = logging.getLogger("saga_sr.evaluate")
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+REFERENCE_EXTS = (".wav", ".flac", ".ogg", ".mp3")
 System = tp.Callable[[torch.Tensor, int, float, str], torch.Tensor]  # (lowres 44.1k, rate, cutoff, relpath) -> 44.1k
 
 
@@ -44,12 +44,9 @@ def sinc_baseline(lowres: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
 
 
 def list_references(folder: str | os.PathLike) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"reference folder not found: {folder}")
-    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTS)
+    files = list_audio_files(folder, REFERENCE_EXTS, what="reference folder")
     if not files:
-        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTS)}) under {folder}")
+        raise FileNotFoundError(f"no audio files ({', '.join(REFERENCE_EXTS)}) under {folder}")
     return files
 
 
@@ -86,7 +83,6 @@ def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cu
         for cutoff in cutoffs:
             lowres = simulate_input(ref, cutoff, seed, str(rel))
             if save_inputs:
-                from .audio_io import write_audio
                 write_audio(Path(save_inputs) / str(int(cutoff)) / rel.with_suffix(".wav"), lowres, SAMPLE_RATE)
             outputs: dict[str, torch.Tensor] = {}
             if baselines:
