@@ -2,17 +2,17 @@
 
 The plugin adds only what the official ``train.py`` (not shipped in the 0.0.19 wheel)
 cannot do for SAGA-SR: resolve the metadata module, pass the simulation settings to
-the workers, skip unreadable clips with a count, pick the accelerator, export at the end.
+the workers, count the unreadable clips the official dataset replaces, pick the accelerator,
+export at the end.
 """
 from __future__ import annotations
 
-import logging
 import os
 import typing as tp
 
 import pytorch_lightning as pl
 import torch
-from stable_audio_tools.data.dataset import collation_fn, create_dataloader_from_config
+from stable_audio_tools.data.dataset import create_dataloader_from_config
 from stable_audio_tools.models.factory import create_model_from_config
 from stable_audio_tools.models.utils import copy_state_dict, load_ckpt_state_dict, remove_weight_norm_from_model
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
@@ -20,28 +20,6 @@ from stable_audio_tools.training.factory import create_training_wrapper_from_con
 from . import metadata
 from .checkpoints import check_state_dict_fits, embed_config
 from .configs import ConfigError, check_model_config, resolve_dataset_config
-
-log = logging.getLogger("saga_sr.train")
-
-
-class SkippingCollate:
-    """The official collation, minus clips the official dataset could not load (it returns None).
-
-    Each skip is counted and logged (the dataset already printed the file and the reason);
-    a batch with nothing left is an error, not an empty step.
-    """
-
-    def __init__(self) -> None:
-        self.skipped = 0
-
-    def __call__(self, samples: list) -> list:
-        kept = [s for s in samples if s is not None]
-        if len(kept) < len(samples):
-            self.skipped += len(samples) - len(kept)
-            log.warning("skipped %d unreadable clip(s) in this batch (%d so far)", len(samples) - len(kept), self.skipped)
-        if not kept:
-            raise RuntimeError("every clip of a batch failed to load; see the 'Couldn't load file' lines above")
-        return collation_fn(kept)
 
 
 def count_load_failures(dataset: torch.utils.data.Dataset) -> None:
@@ -91,7 +69,6 @@ def build_dataloader(dataset_config: dict, source: str, model_config: dict, batc
         raise ConfigError(f"{source}: {n} clips is fewer than --batch-size {batch_size} with drop_last; "
                           "lower the batch size or set \"drop_last\": false")
     count_load_failures(loader.dataset)
-    loader.collate_fn = SkippingCollate()
     return loader
 
 

@@ -76,14 +76,6 @@ def test_captions_reach_the_text_conditioner_through_the_official_collation(data
     assert embeddings[0].abs().sum() > 0 and embeddings[1].abs().sum() == 0 and not mask[1].any()
 
 
-def test_skipping_collate_counts_and_refuses_an_empty_batch(dataset):
-    collate = training.SkippingCollate()
-    item = (torch.zeros(2, 8), {"prompt": "x"})
-    assert len(collate([item, None])[0]) == 1 and collate.skipped == 1
-    with pytest.raises(RuntimeError, match="every clip"):
-        collate([None, None])
-
-
 def test_dataset_config_errors_name_the_file_and_the_fix(dataset, demo_model_config):
     folder, config, path = dataset
     del config["datasets"][0]["custom_metadata_module"]
