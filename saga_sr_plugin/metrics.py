@@ -63,13 +63,9 @@ def _reduce(sq: torch.Tensor) -> float:
     return float(sq.mean(dim=-2).sqrt().mean())
 
 
-def lsd(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int = 44100, convention: str = "nuwave2",
-        cutoff_hz: float | None = None, energy_unify: bool = False) -> dict[str, float]:
-    """LSD of ``estimate`` against ``reference`` ((channels, samples) or (samples,), same rate).
-
-    Returns ``{"lsd": ..., "lsd_lf": ..., "lsd_hf": ...}``; the band values need
-    ``cutoff_hz`` (else NaN). Lengths may differ by a few samples (the longer is trimmed).
-    """
+def _magnitudes(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int,
+                convention: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Checked, length-matched (reference, estimate) magnitudes in one convention's STFT, and its n_fft."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown LSD convention {convention!r}; choose from {CONVENTIONS}")
     est, ref = torch.as_tensor(estimate), torch.as_tensor(reference)
@@ -81,26 +77,49 @@ def lsd(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int = 4410
     n_fft, hop = _SPEC[convention]
     if convention == "ssr":
         hop = round(sample_rate * 0.01)
-    ref_mag, est_mag = _magnitude(ref[..., :n], n_fft, hop), _magnitude(est[..., :n], n_fft, hop)
+    return _magnitude(ref[..., :n], n_fft, hop), _magnitude(est[..., :n], n_fft, hop), n_fft
+
+
+def _score(ref_mag: torch.Tensor, est_mag: torch.Tensor, convention: str, cut: int | None,
+           energy_unify: bool) -> dict[str, float]:
     if energy_unify:
         est_mag = _unify(est_mag, ref_mag)
     sq = _frame_lsd(ref_mag, est_mag, convention)
     out = {"lsd": _reduce(sq), "lsd_lf": float("nan"), "lsd_hf": float("nan")}
-    if cutoff_hz is not None:
-        cut = int(round(cutoff_hz / (sample_rate / n_fft)))
+    if cut is not None:
         out["lsd_lf"] = _reduce(sq[:, :cut])
         out["lsd_hf"] = _reduce(sq[:, cut:])
     return out
 
 
+def _cutoff_bin(cutoff_hz: float | None, sample_rate: int, n_fft: int) -> int | None:
+    return None if cutoff_hz is None else int(round(cutoff_hz / (sample_rate / n_fft)))
+
+
+def lsd(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int = 44100, convention: str = "nuwave2",
+        cutoff_hz: float | None = None, energy_unify: bool = False) -> dict[str, float]:
+    """LSD of ``estimate`` against ``reference`` ((channels, samples) or (samples,), same rate).
+
+    Returns ``{"lsd": ..., "lsd_lf": ..., "lsd_hf": ...}``; the band values need
+    ``cutoff_hz`` (else NaN). Lengths may differ by a few samples (the longer is trimmed).
+    """
+    ref_mag, est_mag, n_fft = _magnitudes(estimate, reference, sample_rate, convention)
+    return _score(ref_mag, est_mag, convention, _cutoff_bin(cutoff_hz, sample_rate, n_fft), energy_unify)
+
+
 def all_lsd(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int = 44100,
             cutoff_hz: float | None = None) -> dict[str, float]:
-    """Both conventions, raw and energy-unified, flattened: e.g. ``nuwave2/lsd_hf``, ``ssr_unified/lsd``."""
+    """Both conventions, raw and energy-unified, flattened: e.g. ``nuwave2/lsd_hf``, ``ssr_unified/lsd``.
+
+    Each convention's two STFTs are computed once and scored both ways.
+    """
     values: dict[str, float] = {}
     for convention in CONVENTIONS:
+        ref_mag, est_mag, n_fft = _magnitudes(estimate, reference, sample_rate, convention)
+        cut = _cutoff_bin(cutoff_hz, sample_rate, n_fft)
         for unify in (False, True):
             name = convention + ("_unified" if unify else "")
-            for key, value in lsd(estimate, reference, sample_rate, convention, cutoff_hz, unify).items():
+            for key, value in _score(ref_mag, est_mag, convention, cut, unify).items():
                 values[f"{name}/{key}"] = value
     return values
 
