@@ -21,8 +21,8 @@ from .checkpoints import load_exported_model
 from .conditioners import LowResLatentConditioner
 from .postprocess import replace_low_frequencies
 from .sampling import sample_guided
-from .simulation import (SAMPLE_RATE, BadAudioError, as_channels_first, rolloff_bin_of_spectrum, rolloff_ratio,
-                         summed_magnitude)
+from .simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, as_channels_first,
+                         rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
 from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
 
 log = logging.getLogger("saga_sr.inference")
@@ -218,8 +218,9 @@ class Upsampler:
         # memory stays flat), never above the input's Nyquist (abrupt edges and the resampler's
         # transition band leak a little energy above it).
         spectrum = sum(summed_magnitude(stereo[:, s:s + self.window]) for s in range(0, stereo.shape[-1], self.window))
-        nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / 2048))
-        cutoff = min(rolloff_bin_of_spectrum(spectrum), nyquist_bin)
+        nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / ROLLOFF_N_FFT))
+        rolloff = rolloff_bin_of_spectrum(spectrum)
+        cutoff = min(rolloff, nyquist_bin)
         ratios: list[float] = []
 
         def window_fn(lowres: torch.Tensor, index: int) -> torch.Tensor:
@@ -234,4 +235,4 @@ class Upsampler:
         ratio = sum(ratios) / len(ratios) if ratios else None
         if channels == 1:
             out = out.mean(dim=0, keepdim=True)
-        return UpsampleResult(out, SAMPLE_RATE, caption, cutoff / 1025, cutoff * SAMPLE_RATE / 2048, ratio)
+        return UpsampleResult(out, SAMPLE_RATE, caption, rolloff / ROLLOFF_BINS, cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio)
