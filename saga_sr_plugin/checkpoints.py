@@ -61,11 +61,15 @@ def export_checkpoint(model_config_path: str, ckpt_path: str, output: str, use_s
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
     model, kwargs = build_training_wrapper_for_export(model_config)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("state_dict", {})
-    online = {k[len("diffusion."):]: v for k, v in state.items() if k.startswith("diffusion.")}
-    check_state_dict_fits(model, online, ckpt_path, model_config_path)
-    del state, online
-    wrapper = DiffusionCondTrainingWrapper.load_from_checkpoint(ckpt_path, map_location="cpu", **kwargs)
+    try:
+        wrapper = DiffusionCondTrainingWrapper.load_from_checkpoint(ckpt_path, map_location="cpu", **kwargs)
+    except RuntimeError:
+        # The official loader's strict load failed deep in torch; say which config/checkpoint pair
+        # is wrong (reading the checkpoint again only on this path keeps a good export to one read).
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("state_dict", {})
+        online = {k[len("diffusion."):]: v for k, v in state.items() if k.startswith("diffusion.")}
+        check_state_dict_fits(model, online, ckpt_path, model_config_path)
+        raise
     if use_safetensors is None:
         use_safetensors = str(output).endswith(".safetensors")
     Path(output).parent.mkdir(parents=True, exist_ok=True)
