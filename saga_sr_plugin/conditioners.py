@@ -95,8 +95,16 @@ class LocalT5Conditioner(T5Conditioner):
             self.__dict__["model"] = model
 
     def forward(self, texts: tp.Sequence[str], device: tp.Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The official forward, with the frozen T5 in its own dtype, outside any autocast region.
+
+        0.0.19's forward means to run T5 under fp16 autocast but enters only its grad context, so
+        under Lightning's bf16-mixed a float16 T5 computes its keys in bf16 while the position
+        bias stays float16, and transformers' SDPA mask fill (bf16's minimum) overflows float16.
+        A frozen encoder gains nothing from autocast: its weights' dtype is the choice.
+        """
         texts = ["" if t is None else str(t) for t in texts]
-        embeddings, mask = super().forward(texts, device)
+        with torch.autocast(torch.device(device).type, enabled=False):
+            embeddings, mask = super().forward(texts, device)
         present = torch.tensor([bool(t.strip()) for t in texts], device=embeddings.device)
         embeddings = embeddings * present[:, None, None].to(embeddings.dtype)
         mask = mask & present[:, None]

@@ -70,11 +70,12 @@ class UpsampleResult(tp.NamedTuple):
 
 def crossfade_weights(length: int, fade_in: int, fade_out: int) -> torch.Tensor:
     """Ones with linear ramps: overlapping ramps of neighbouring windows sum to one."""
-    w = torch.ones(length, dtype=torch.float64)
+    w = torch.ones(length, dtype=torch.float64, device="cpu")  # the crossfade accumulates on the CPU
     if fade_in:
-        w[:fade_in] = (torch.arange(fade_in, dtype=torch.float64) + 0.5) / fade_in
+        w[:fade_in] = (torch.arange(fade_in, dtype=torch.float64, device="cpu") + 0.5) / fade_in
     if fade_out:
-        w[length - fade_out:] = torch.flip((torch.arange(fade_out, dtype=torch.float64) + 0.5) / fade_out, [0])
+        w[length - fade_out:] = torch.flip((torch.arange(fade_out, dtype=torch.float64, device="cpu") + 0.5)
+                                           / fade_out, [0])
     return w
 
 
@@ -97,8 +98,8 @@ def process_in_windows(audio: torch.Tensor, window: int, overlap: int,
     total = padded.shape[-1]
     hop = window - overlap
     starts = window_starts(total, window, hop)
-    out = torch.zeros(channels, total, dtype=torch.float64)
-    norm = torch.zeros(total, dtype=torch.float64)
+    out = torch.zeros(channels, total, dtype=torch.float64, device="cpu")  # output buffer: host memory
+    norm = torch.zeros(total, dtype=torch.float64, device="cpu")
     for i, start in enumerate(tqdm(starts, desc="windows", unit="win", disable=not progress or len(starts) == 1)):
         y = fn(padded[:, start:start + window], i)
         fade_in = 0 if i == 0 else (starts[i - 1] + window - start)
@@ -185,7 +186,7 @@ class Upsampler:
         zl = inputs["input_concat_cond"]
         null = self.model.conditioner.conditioners[self.lowres_id].null_like(zl)
         generator = torch.Generator(device="cpu").manual_seed(settings.seed + index)
-        noise = torch.randn(zl.shape, generator=generator).to(self.device, self.dtype)
+        noise = torch.randn(zl.shape, generator=generator, device="cpu").to(self.device, self.dtype)
         with tqdm(total=settings.steps, desc=f"window {index + 1} steps", unit="step", leave=False,
                   disable=not progress) as bar:
             latent = sample_guided(self.model.model, noise, inputs, null, settings.steps, settings.guidance_acoustic,

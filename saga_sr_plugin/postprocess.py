@@ -34,7 +34,7 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     resampled to 44.1 kHz).
     """
     out = as_channels_first(output, "generated output").double()
-    ref = as_channels_first(lowres_input, "low-res input").double()
+    ref = as_channels_first(lowres_input, "low-res input").double().to(out.device)
     if out.shape != ref.shape:
         raise ValueError(f"low-frequency replacement needs equal shapes, got {tuple(out.shape)} and {tuple(ref.shape)}")
     if cutoff_bin is None:
@@ -44,6 +44,6 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     low_ref = spec_ref[:, :cutoff_bin].abs().pow(2).sum()
     ratio = float((low_out / low_ref).clamp(*ratio_range)) if low_ref > 0 else 1.0
     spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] * ratio**0.5
-    audio = torch.istft(spec_out, n_fft, hop, window=torch.hann_window(n_fft, dtype=out.dtype), center=True,
+    audio = torch.istft(spec_out, n_fft, hop, window=torch.hann_window(n_fft, dtype=out.dtype, device=out.device), center=True,
                         length=out.shape[-1])
     return Replacement(audio.to(output.dtype if torch.is_tensor(output) else torch.float32), cutoff_bin, ratio)

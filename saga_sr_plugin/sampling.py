@@ -12,7 +12,8 @@ import torch
 from stable_audio_tools.inference.sampling import sample_discrete_euler
 
 
-def linear_quadratic_schedule(steps: int, threshold: float = 0.025, linear_steps: int | None = None) -> torch.Tensor:
+def linear_quadratic_schedule(steps: int, threshold: float = 0.025, linear_steps: int | None = None,
+                              device: torch.device | str | None = None) -> torch.Tensor:
     """Movie Gen's linear-quadratic schedule, as ``steps + 1`` times from 1 (noise) to 0 (data).
 
     In Movie Gen's direction (s = 0 noise, s = 1 data) the first ``linear_steps``
@@ -32,11 +33,11 @@ def linear_quadratic_schedule(steps: int, threshold: float = 0.025, linear_steps
     curvature = (1.0 - threshold - slope * n_quad) / n_quad**2
     if slope + 2 * curvature * n_quad < 0:  # the quadratic would turn back before reaching 1
         raise ValueError(f"threshold {threshold} is too large for {steps} steps with {n_lin} linear ones")
-    i = torch.arange(steps + 1, dtype=torch.float64)
+    i = torch.arange(steps + 1, dtype=torch.float64, device="cpu")  # float64 on the CPU, then moved
     k = (i - n_lin).clamp(min=0)
     s = torch.where(i <= n_lin, i * slope, threshold + slope * k + curvature * k**2)
     s[-1] = 1.0
-    return (1.0 - s).float()
+    return (1.0 - s).float().to(device)
 
 
 def guidance_batch(inputs: dict[str, tp.Any], null_input_concat: torch.Tensor) -> dict[str, tp.Any]:
@@ -107,6 +108,6 @@ def sample_guided(dit: tp.Callable[..., torch.Tensor], noise: torch.Tensor, inpu
                   scale_text: float = 1.2, threshold: float = 0.025,
                   callback: tp.Callable[[dict], None] | None = None) -> torch.Tensor:
     """Noise -> latent with the official Euler loop, the linear-quadratic schedule and eq. 4."""
-    sigmas = linear_quadratic_schedule(steps, threshold).to(noise.device)
+    sigmas = linear_quadratic_schedule(steps, threshold, device=noise.device)
     guided = make_guided_model(dit, inputs, null_input_concat, scale_acoustic, scale_text)
     return sample_discrete_euler(guided, noise, sigmas=sigmas, callback=callback, disable_tqdm=True)

@@ -50,7 +50,7 @@ def summed_magnitude(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     """|STFT| of the channel mean (Hann 2048, hop 512, centred with zeros) summed over time: (1025,)."""
     x = as_channels_first(audio).double().mean(dim=0)
     return torch.stft(
-        x, ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64),
+        x, ROLLOFF_N_FFT, ROLLOFF_HOP, window=torch.hann_window(ROLLOFF_N_FFT, dtype=torch.float64, device=x.device),
         center=True, pad_mode="constant", return_complex=True,  # librosa's default zero padding
     ).abs().sum(dim=-1)
 
