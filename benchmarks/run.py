@@ -71,6 +71,12 @@ def bare_config(config: dict) -> dict:
 
 
 def time_training(config: dict, batch_size: int, steps: int, warmup: int = 3) -> float:
+    return training_step_stats(config, batch_size, steps, warmup)[0]
+
+
+def training_step_stats(config: dict, batch_size: int, steps: int, warmup: int = 3,
+                        precision: str = "32") -> tuple[float, int]:
+    """(median seconds per optimizer step, peak GPU bytes or 0 on CPU) of a Lightning fit on one repeated batch."""
     import pytorch_lightning as pl
     from stable_audio_tools.models.factory import create_model_from_config
     from stable_audio_tools.training.factory import create_training_wrapper_from_config
@@ -97,9 +103,12 @@ def time_training(config: dict, batch_size: int, steps: int, warmup: int = 3) ->
 
     trainer = pl.Trainer(accelerator="auto", devices=1, max_steps=steps + warmup, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[Timer()])
+                         callbacks=[Timer()], precision=precision)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     trainer.fit(wrapper, loader)
-    return float(np.median(times[warmup:]))
+    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    return float(np.median(times[warmup:])), peak
 
 
 def time_guidance(config: dict, steps: int) -> tuple[float, float]:

@@ -141,8 +141,13 @@ def write_split(folder: Path, count: int, rng: np.random.Generator, seconds: flo
     write_sidecar(sidecar_path(folder), entries)
 
 
-def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0) -> Path:
-    """A 2-layer random T5 encoder + word-level tokenizer over the demo captions' words."""
+def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0, num_layers: int = 2, num_heads: int = 4,
+                 d_kv: int = 16, d_ff: int | None = None) -> Path:
+    """A random T5 encoder (2 small layers by default) + word-level tokenizer over the demo captions' words.
+
+    ``save_tiny_t5(f, d_model=768, num_layers=12, num_heads=12, d_kv=64, d_ff=3072)`` is a
+    T5-base-sized stand-in for benchmarks.
+    """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
@@ -156,8 +161,9 @@ def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
     torch.manual_seed(seed)
-    config = T5Config(vocab_size=len(vocab), d_model=d_model, d_kv=16, d_ff=2 * d_model, num_layers=2,
-                      num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(vocab_size=len(vocab), d_model=d_model, d_kv=d_kv, d_ff=d_ff or 2 * d_model,
+                      num_layers=num_layers, num_heads=num_heads, decoder_start_token_id=0, pad_token_id=0,
+                      eos_token_id=1)
     folder.mkdir(parents=True, exist_ok=True)
     T5EncoderModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""The paper model at full size on a GPU: training steps per precision and one upsampling.
+
+    python benchmarks/paper_scale.py                       # on a CUDA GPU: the paper's sizes
+    python benchmarks/paper_scale.py --smoke               # anywhere: tiny sizes, checks the script runs
+
+Full paper config (``model_configs/saga_model_config.json``): DiT 1536 x 24, the Stable
+Audio Open VAE architecture and a T5-base-sized encoder, all with random weights and
+built locally (nothing is downloaded). For each precision it runs a few training steps
+of the official ``DiffusionCondTrainingWrapper`` inside a Lightning fit and prints the
+median step time and peak GPU memory; then it upsamples one input at 100 steps with
+eq.-4 guidance and prints the real-time factor and peak memory. A failure is printed
+(type, message, the innermost frames) and the run goes on; the exit code is 1 if
+anything failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import saga_sr_plugin  # noqa: E402,F401
+from run import device, sync, training_step_stats  # noqa: E402
+
+T5_BASE = dict(d_model=768, num_layers=12, num_heads=12, d_kv=64, d_ff=3072)
+T5_SMOKE = dict(d_model=768, num_layers=1, num_heads=4, d_kv=16, d_ff=256)
+
+
+def paper_config(tmp: Path, depth: int, sample_size: int, t5: dict) -> dict:
+    from saga_sr_plugin.demo import save_tiny_t5
+
+    config = json.loads((ROOT / "model_configs" / "saga_model_config.json").read_text())
+    config["model"]["diffusion"]["config"]["depth"] = depth
+    config["sample_size"] = sample_size
+    t5_dir = save_tiny_t5(tmp / "t5", **t5)
+    for entry in config["model"]["conditioning"]["configs"]:
+        if entry["type"] == "saga_t5":
+            entry["config"]["t5_model_name"] = str(t5_dir)  # dtype stays the config's (float16)
+    return config
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n else "n/a (CPU)"
+
+
+def report_failure(what: str, err: BaseException) -> None:
+    frames = traceback.extract_tb(err.__traceback__)[-3:]
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+    print(f"[{what}] ERROR {type(err).__name__}: {err}\n    at {where}", flush=True)
+
+
+def upsample_stats(config: dict, dtype: str, seconds: float, steps: int) -> tuple[float, int]:
+    from stable_audio_tools.models.factory import create_model_from_config
+    from saga_sr_plugin.inference import Upsampler
+
+    torch.manual_seed(0)
+    model = create_model_from_config(config).to(getattr(torch, dtype))
+    upsampler = Upsampler(model, config, device=device(), dtype=getattr(torch, dtype))
+    audio = 0.3 * torch.randn(2, int(seconds * 16000))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    sync()
+    start = time.perf_counter()
+    upsampler.upsample(audio, 16000, caption="a piano", settings=upsampler.settings(steps=steps))
+    sync()
+    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    return (time.perf_counter() - start) / seconds, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--depth", type=int, default=24)
+    p.add_argument("--sample-size", type=int, default=262144)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--train-steps", type=int, default=5, help="timed steps per precision (after 2 warm-up steps)")
+    p.add_argument("--precisions", nargs="+", default=["32", "16-mixed", "bf16-mixed"])
+    p.add_argument("--upsample-dtypes", nargs="+", default=["bfloat16"])
+    p.add_argument("--upsample-seconds", type=float, default=10.0)
+    p.add_argument("--upsample-steps", type=int, default=100)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (depth 1, 16384 samples, batch 1, 1-layer T5)")
+    args = p.parse_args(argv)
+    t5 = T5_BASE
+    if args.smoke:
+        args.depth, args.sample_size, args.batch_size, args.train_steps = 1, 16384, 1, 1
+        args.upsample_seconds, args.upsample_steps, t5 = 0.5, 2, T5_SMOKE
+
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"device: {name}; torch {torch.__version__}; paper config, DiT depth {args.depth}, "
+          f"{args.sample_size} samples, batch {args.batch_size}; random weights", flush=True)
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        config = paper_config(Path(tmp), args.depth, args.sample_size, t5)
+        for precision in args.precisions:
+            try:
+                step, peak = training_step_stats(config, args.batch_size, args.train_steps, warmup=2,
+                                                 precision=precision)
+                print(f"[train {precision}] {step * 1000:.0f} ms/step (median of {args.train_steps}), "
+                      f"peak {gib(peak)}", flush=True)
+            except Exception as err:  # noqa: BLE001  (report and go on: every precision is checked)
+                failures += 1
+                report_failure(f"train {precision}", err)
+            finally:
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        for dtype in args.upsample_dtypes:
+            try:
+                rtf, peak = upsample_stats(config, dtype, args.upsample_seconds, args.upsample_steps)
+                print(f"[upsample {dtype}] {args.upsample_seconds:g} s stereo input, {args.upsample_steps} steps: "
+                      f"RTF {rtf:.3f}, peak {gib(peak)}", flush=True)
+            except Exception as err:  # noqa: BLE001
+                failures += 1
+                report_failure(f"upsample {dtype}", err)
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
