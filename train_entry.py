@@ -9,7 +9,6 @@ EMA weights are exported through the official ``export_model`` (safetensors).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -36,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="per device")
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--precision", default="32", help="Lightning precision, e.g. 32, 16-mixed, bf16-mixed")
-    p.add_argument("--accum-batches", type=int, default=1)
+    p.add_argument("--accum-batches", type=int, default=None,
+                   help="gradient accumulation; default: training.effective_batch_size / (batch x devices x nodes) "
+                        "when the model config sets it, else 1")
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_find_unused, deepspeed, or any Lightning strategy name")
     p.add_argument("--accelerator", default="auto", help="auto picks the GPU when there is one, else the CPU")
     p.add_argument("--devices", "--num-gpus", dest="devices", default="auto")
@@ -55,7 +56,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--demo-steps", type=int, default=None, help="Euler steps for the demos (config default)")
     p.add_argument("--export", default=None, help="exported EMA weights; default SAVE_DIR/NAME/model.safetensors")
     p.add_argument("--no-export", action="store_true")
+    p.add_argument("--export-on-interrupt", action="store_true",
+                   help="after Ctrl-C, also export the partial model (default: only save a resumable checkpoint)")
     return p.parse_args(argv)
+
+
+def fail(message: str) -> tp.NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 class TrainingRun(tp.NamedTuple):
@@ -72,6 +80,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
 
     import pytorch_lightning as pl
     import saga_sr_plugin  # noqa: F401  registers the SAGA-SR conditioners
+    from saga_sr_plugin.checkpoints import CheckpointError, export_model
     from saga_sr_plugin.configs import ConfigError, load_json
     from saga_sr_plugin.demo import ensure_demo_assets
     from saga_sr_plugin import training
@@ -101,9 +110,8 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         if args.ckpt_path:
             training.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
         strategy = training.make_strategy(args.strategy, args.devices)
-    except (ConfigError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2)
+    except (ConfigError, CheckpointError, FileNotFoundError, OSError) as err:
+        fail(str(err))
 
     logger = False
     if args.logger == "wandb":
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> TrainingRun:
                                      save_top_k=-1, save_last=True),
         training.ModelConfigEmbedder(model_config),
     ]
+    interrupt = training.InterruptCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt")
+    callbacks.append(interrupt)
     demo_callback = None
     if args.demo_dir:
         from saga_sr_plugin.callbacks import SRDemoCallback, load_examples
@@ -130,23 +140,36 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         callbacks.append(demo_callback)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=strategy,
-        precision=args.precision, accumulate_grad_batches=args.accum_batches, callbacks=callbacks,
+        precision=args.precision, callbacks=callbacks,
         logger=logger, log_every_n_steps=1, max_steps=max_steps, max_time=args.max_time, max_epochs=-1 if max_steps > 0 else 10_000_000,
         default_root_dir=str(run_dir), gradient_clip_val=args.gradient_clip_val or None,
         val_check_interval=args.val_every if val_dl is not None else None,
         check_val_every_n_epoch=None if val_dl is not None and args.val_every else 1,
         num_sanity_val_steps=0, enable_progress_bar=True,
     )
-    trainer.fit(wrapper, train_dl, val_dl, ckpt_path=args.ckpt_path)
+    try:
+        trainer.accumulate_grad_batches = training.gradient_accumulation(
+            model_config, args.model_config, args.batch_size, trainer.num_devices * trainer.num_nodes,
+            args.accum_batches)
+    except ConfigError as err:
+        fail(str(err))
+    try:
+        trainer.fit(wrapper, train_dl, val_dl, ckpt_path=args.ckpt_path)
+    except SystemExit:  # Lightning >= 2.2 exits after handling Ctrl-C; the checkpoint is saved by then
+        if interrupt.saved is None:
+            raise
+    if interrupt.interrupted:
+        training.report_interrupt(interrupt, sys.argv if argv is None else ["train_entry.py", *argv])
+        if not args.export_on_interrupt:
+            raise SystemExit(130)
 
     if args.no_export or not trainer.is_global_zero:
         return TrainingRun(trainer, wrapper, None)
     export_path = Path(args.export) if args.export else run_dir / "model.safetensors"
-    export_path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper.export_model(str(export_path), use_safetensors=export_path.suffix == ".safetensors")
-    with open(export_path.with_suffix(".json"), "w") as f:
-        json.dump(model_config, f, indent=2)
+    export_model(wrapper, export_path, model_config)
     print(f"exported EMA weights to {export_path} (config beside it: {export_path.with_suffix('.json')})")
+    if interrupt.interrupted:
+        raise SystemExit(130)
     if demo_callback is not None:
         from saga_sr_plugin.callbacks import write_examples
 

@@ -28,6 +28,7 @@ import torch
 import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
+from .atomic import write_text
 from .audio_io import list_audio_files, read_audio
 from .sidecar import read_sidecar, relative_key, sidecar_path, write_sidecar
 from .simulation import BadAudioError
@@ -213,6 +214,5 @@ def caption_folders(roots: tp.Sequence[str], captioner: Captioner, batch_size: i
         files = read_file_list(file_list, root) if file_list else None
         caption_folder(root, captioner, batch_size, overwrite, files=files, report=report)
     if report_path:
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_path).write_text(json.dumps(report.to_json(), indent=2))
+        write_text(report_path, json.dumps(report.to_json(), indent=2))
     return report

@@ -1,6 +1,7 @@
 """Reading and checking JSON configs, so typos fail early with the file and the fix named."""
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.util
 import json
@@ -57,6 +58,61 @@ def check_model_config(config: dict, source: str = "model config") -> None:
                           f"{len(global_ids)} = {cond_dim * len(global_ids)}, got {dit.get('global_cond_dim')}")
     if cond_dim is not None and dit.get("cond_token_dim") not in (None, cond_dim):
         raise ConfigError(f"{source}: model.diffusion.config.cond_token_dim must equal conditioning.cond_dim ({cond_dim})")
+    if diffusion.get("type", "dit") == "dit":
+        check_dit_config(dit, source)
+    effective = config["training"].get("effective_batch_size")
+    if effective is not None and (not isinstance(effective, int) or isinstance(effective, bool) or effective < 1):
+        raise ConfigError(f"{source}: training.effective_batch_size must be a positive integer, got {effective!r}")
+    check_saga_sr_block(config.get("saga_sr", {}), source)
+
+
+def dit_config_keys() -> set[str]:
+    """What the official DiT accepts: DiffusionTransformer's arguments and those its
+    ContinuousTransformer and TransformerBlocks take through ``**kwargs``."""
+    import inspect
+
+    from stable_audio_tools.models.dit import DiffusionTransformer
+    from stable_audio_tools.models.transformer import ContinuousTransformer, TransformerBlock
+
+    keys: set[str] = set()
+    for cls in (DiffusionTransformer, ContinuousTransformer, TransformerBlock):
+        keys |= {name for name, p in inspect.signature(cls.__init__).parameters.items()
+                 if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    # set by DiffusionTransformer / ContinuousTransformer themselves, not by the config
+    return keys - {"dim", "dim_in", "dim_out", "dim_heads", "cross_attend", "dim_context", "layer_ix",
+                   "diffusion_objective"}
+
+
+def check_dit_config(dit: dict, source: str) -> None:
+    """Unknown keys and widths the official DiT cannot build with, caught when the config is read."""
+    known = sorted(dit_config_keys())
+    for key in dit:
+        if key not in known:
+            raise ConfigError(f"{source}: model.diffusion.config has no option {key!r}{_suggest(key, known)}; "
+                              f"the official DiT takes: {', '.join(known)}")
+    embed_dim, heads = dit.get("embed_dim", 768), dit.get("num_heads", 8)
+    if not isinstance(embed_dim, int) or not isinstance(heads, int) or embed_dim < 1 or heads < 1:
+        raise ConfigError(f"{source}: model.diffusion.config embed_dim and num_heads must be positive integers, "
+                          f"got {embed_dim!r} and {heads!r}")
+    if embed_dim % heads:
+        fits = [h for h in range(1, min(embed_dim, 64) + 1) if embed_dim % h == 0]
+        raise ConfigError(f"{source}: model.diffusion.config.embed_dim {embed_dim} is not divisible by num_heads "
+                          f"{heads} (the official DiT uses heads of embed_dim // num_heads channels); "
+                          f"num_heads that fit: {fits}")
+
+
+def check_saga_sr_block(block: dict, source: str) -> None:
+    """The model config's ``saga_sr`` block (inference defaults): a typo is an error, not a silent default."""
+    import dataclasses
+
+    from .inference import UpsampleSettings  # here: inference imports this module
+
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: \"saga_sr\" must be an object, got {type(block).__name__}")
+    known = [f.name for f in dataclasses.fields(UpsampleSettings)] + ["caption_model"]
+    for key in block:
+        if key not in known:
+            raise ConfigError(f"{source}: saga_sr has no option {key!r}{_suggest(key, known)}; known: {', '.join(known)}")
 
 
 def resolve_metadata_module(value: str, source: str) -> str:
@@ -93,3 +149,31 @@ def resolve_dataset_config(config: dict, source: str) -> dict:
     if not datasets:
         raise ConfigError(f"{source}: 'datasets' is empty")
     return {**config, "datasets": datasets}
+
+
+def _absolute_if_local(value: str, bases: list[Path], want_dir: bool) -> str:
+    if not value or os.path.isabs(os.path.expanduser(value)):
+        return os.path.expanduser(value) if value else value
+    for base in bases:
+        candidate = (base / value).resolve()
+        if (candidate.is_dir() if want_dir else candidate.is_file()):
+            return str(candidate)
+    return value  # not local: a hub name, checked where it is loaded
+
+
+def resolve_local_paths(config: dict, base: str | os.PathLike = ".") -> dict:
+    """A copy of a model config whose relative local paths (the ``saga_t5`` folder, the VAE
+    weights) are absolute: looked up against ``base`` (the config file's folder), then the
+    working directory. Names that exist in neither place are left as they are (hub names)."""
+    config = copy.deepcopy(config)
+    bases = [Path(base).resolve(), Path.cwd()]
+    model = config.get("model", {})
+    for entry in model.get("conditioning", {}).get("configs", []):
+        options = entry.get("config", {})
+        if entry.get("type") == "saga_t5" and isinstance(options.get("t5_model_name"), str):
+            options["t5_model_name"] = _absolute_if_local(options["t5_model_name"], bases, want_dir=True)
+    pretransform = model.get("pretransform", {})
+    if isinstance(pretransform.get("pretransform_ckpt_path"), str):
+        pretransform["pretransform_ckpt_path"] = _absolute_if_local(pretransform["pretransform_ckpt_path"], bases,
+                                                                    want_dir=False)
+    return config

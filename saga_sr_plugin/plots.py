@@ -7,6 +7,8 @@ import typing as tp
 import numpy as np
 import torch
 
+from .atomic import atomic_path
+
 
 def log_spectrogram(audio: torch.Tensor, sample_rate: int, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
     """dB magnitude of the channel mean, (bins, frames)."""
@@ -43,6 +45,7 @@ def save_spectrograms(path: str | os.PathLike, panels: tp.Sequence[tuple[str, to
     import matplotlib.pyplot as plt
 
     fig = spectrogram_figure(panels, title)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return str(path)

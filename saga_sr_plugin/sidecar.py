@@ -2,15 +2,16 @@
 
 Each line is a JSON object ``{"path": <path relative to the root, POSIX>, "caption": <str>,
 ...}`` (extra keys such as ``model`` and ``prompt`` record provenance). The file is
-always rewritten whole through a temporary file and ``os.replace``, so a crash
-leaves either the old or the new file, never half a line.
+always rewritten whole through ``atomic.atomic_path``, so a crash leaves either the
+old or the new file, never half a line.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from .atomic import atomic_path
 
 SIDECAR_NAME = "captions.jsonl"
 
@@ -49,17 +50,8 @@ def read_captions(root: str | os.PathLike) -> dict[str, str]:
 
 def write_sidecar(path: str | os.PathLike, entries: dict[str, dict]) -> None:
     """Atomically replace the sidecar with ``entries`` (sorted by path)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".captions.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for key in sorted(entries):
-                f.write(json.dumps({**entries[key], "path": key}, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for key in sorted(entries):
+            f.write(json.dumps({**entries[key], "path": key}, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

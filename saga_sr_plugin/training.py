@@ -8,17 +8,22 @@ export at the end.
 from __future__ import annotations
 
 import os
+import shlex
+import signal
+import sys
 import typing as tp
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from stable_audio_tools.data.dataset import create_dataloader_from_config
 from stable_audio_tools.models.factory import create_model_from_config
-from stable_audio_tools.models.utils import copy_state_dict, load_ckpt_state_dict, remove_weight_norm_from_model
+from stable_audio_tools.models.utils import copy_state_dict, remove_weight_norm_from_model
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
 from . import metadata
-from .checkpoints import check_state_dict_fits, embed_config
+from .atomic import atomic_path
+from .checkpoints import check_state_dict_fits, embed_config, read_checkpoint, read_weights
 from .configs import ConfigError, check_model_config, resolve_dataset_config
 
 
@@ -78,14 +83,14 @@ def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | Non
     check_model_config(model_config, source)
     model = create_model_from_config(model_config)
     if pretrained_ckpt_path:
-        copy_state_dict(model, load_ckpt_state_dict(pretrained_ckpt_path))
+        copy_state_dict(model, read_weights(pretrained_ckpt_path))
     if remove_pretransform_weight_norm == "pre_load":
         remove_weight_norm_from_model(model.pretransform)
     pretransform_ckpt_path = pretransform_ckpt_path or model_config["model"].get("pretransform", {}).get("pretransform_ckpt_path")
     if pretransform_ckpt_path:
         if not os.path.isfile(pretransform_ckpt_path):
             raise ConfigError(f"pretransform checkpoint not found: {pretransform_ckpt_path}")
-        state = load_ckpt_state_dict(pretransform_ckpt_path)
+        state = read_weights(pretransform_ckpt_path)
         check_state_dict_fits(model.pretransform, state, pretransform_ckpt_path, f"{source} (model.pretransform)")
         model.pretransform.load_state_dict(state)
     if remove_pretransform_weight_norm == "post_load":
@@ -110,7 +115,7 @@ class ModelConfigEmbedder(pl.Callback):
 def check_resume_checkpoint(ckpt_path: str, wrapper: pl.LightningModule, model_source: str) -> None:
     if not os.path.isfile(ckpt_path):
         raise ConfigError(f"--ckpt-path not found: {ckpt_path}")
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("state_dict", {})
+    state = read_checkpoint(ckpt_path).get("state_dict", {})
     check_state_dict_fits(wrapper, state, ckpt_path, model_source)
 
 
@@ -127,3 +132,62 @@ def make_strategy(name: str, devices: tp.Any) -> tp.Any:
         from pytorch_lightning.strategies import DDPStrategy
         return DDPStrategy(find_unused_parameters=True)
     return name
+
+
+def gradient_accumulation(model_config: dict, source: str, batch_size: int, world_size: int,
+                          explicit: int | None = None) -> int:
+    """Accumulation steps that make ``training.effective_batch_size`` (the paper: 256) true.
+
+    effective = per-device batch x devices x nodes x accumulation; an explicit
+    ``--accum-batches`` wins (and is reported when it changes the effective batch).
+    """
+    effective = model_config.get("training", {}).get("effective_batch_size")
+    per_step = batch_size * world_size
+    if explicit is not None:
+        if explicit < 1:
+            raise ConfigError(f"--accum-batches must be at least 1, got {explicit}")
+        if effective and explicit * per_step != effective:
+            print(f"note: --accum-batches {explicit} gives an effective batch of {explicit * per_step}, "
+                  f"not training.effective_batch_size {effective} of {source}")
+        return explicit
+    if not effective:
+        return 1
+    if effective % per_step:
+        fits = [b for b in range(1, effective + 1) if effective % (b * world_size) == 0][-4:]
+        raise ConfigError(f"{source}: training.effective_batch_size {effective} is not a multiple of --batch-size "
+                          f"{batch_size} x {world_size} device(s) = {per_step}; use a batch size in {fits} (or "
+                          "pass --accum-batches to override)")
+    accumulation = effective // per_step
+    print(f"effective batch {effective} = batch {batch_size} x {world_size} device(s) x {accumulation} accumulated "
+          f"step(s) (training.effective_batch_size of {source})")
+    return accumulation
+
+
+class InterruptCheckpoint(pl.Callback):
+    """On Ctrl-C, save a resumable Lightning checkpoint before Lightning shuts the run down."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.interrupted = False
+        self.saved: Path | None = None
+        self.step = 0
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        self.interrupted, self.step = True, trainer.global_step
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(str(tmp))
+        self.saved = self.path
+
+
+def report_interrupt(interrupt: InterruptCheckpoint, argv: list[str]) -> None:
+    """Tell the user where the run stopped and the exact command that resumes it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning >= 2.2 leaves Ctrl-C ignored
+    args = list(argv)
+    if "--ckpt-path" in args:
+        i = args.index("--ckpt-path")
+        del args[i:i + 2]
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *args, "--ckpt-path", str(interrupt.saved)])
+    print(f"\ninterrupted at step {interrupt.step}; resumable checkpoint: {interrupt.saved}\n"
+          f"resume with:\n  {command}", file=sys.stderr)
