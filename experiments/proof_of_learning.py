@@ -69,7 +69,7 @@ def main() -> None:
 
         torch.manual_seed(seed)
         rows = evaluate(val_dir, {"saga-sr (demo)": system}, args.cutoffs, seed=0,
-                        save_inputs=str(out / "inputs") if seed == args.seeds[0] else None)
+                        save_inputs=str(out / "inputs") if seed == args.seeds[0] else None).rows
         for r in rows:
             r["seed"] = seed
         all_rows += rows

@@ -1,15 +1,19 @@
 """Reading and writing audio files with errors that name the file and the problem."""
 from __future__ import annotations
 
+import logging
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
+from .atomic import atomic_path
 from .simulation import BadAudioError
 
+log = logging.getLogger("saga_sr.audio")
 MIN_SAMPLE_RATE = 4000
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 
@@ -20,6 +24,31 @@ def list_audio_files(folder: str | os.PathLike, exts: tuple[str, ...] = AUDIO_EX
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} not found: {folder}")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file())
+
+
+def wav_promised_frames(path: str | os.PathLike) -> int | None:
+    """Frames a RIFF/WAVE header's ``data`` chunk promises (None for other formats).
+
+    libsndfile reads a truncated WAV without a word, sizing it by the bytes present;
+    the header still holds the length it was written with.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            size = struct.unpack("<I", chunk[4:])[0]
+            if chunk[:4] == b"fmt ":
+                fmt = f.read(size + (size & 1))
+                block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+            elif chunk[:4] == b"data":
+                return size // block_align if block_align and size != 0xFFFFFFFF else None
+            else:
+                f.seek(size + (size & 1), os.SEEK_CUR)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
@@ -34,19 +63,23 @@ def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
                             f"{', '.join(sorted(sf.available_formats()))}") from err
     if data.shape[0] == 0:
         raise BadAudioError(f"{path}: the file holds no samples")
+    promised = wav_promised_frames(path)
+    if promised is not None and promised > data.shape[0]:
+        log.warning("%s: truncated: the header promises %.3f s but the file holds %.3f s; using the %.3f s read",
+                    path, promised / sample_rate, data.shape[0] / sample_rate, data.shape[0] / sample_rate)
     if not np.isfinite(data).all():
         raise BadAudioError(f"{path}: contains NaN or inf samples")
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sample_rate)
 
 
 def write_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int, subtype: str | None = None) -> Path:
-    """Write (channels, samples); a peak above 1 is kept in float files and clipped in PCM ones."""
+    """Write (channels, samples) atomically; a peak above 1 is kept in float files and clipped in PCM ones."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = audio.detach().float().cpu().numpy().T
     if subtype is None:
         subtype = "PCM_24" if path.suffix.lower() in (".wav", ".flac") else None
     if subtype and subtype.startswith("PCM"):
         data = np.clip(data, -1.0, 1.0)
-    sf.write(str(path), data, sample_rate, subtype=subtype)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), data, sample_rate, subtype=subtype)
     return path

@@ -1,12 +1,15 @@
 """``saga-sr``: export, upsample, caption, evaluate.
 
 Training is ``train_entry.py`` (it mirrors the official ``train.py``); everything
-after training goes through this one command.
+after training goes through this one command. Exit codes: 0 all done, 1 some input
+files failed (each is named, and counted in the closing line), 2 nothing could run
+(bad arguments, config, checkpoint or output folder: one ``error:`` line).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import typing as tp
 from pathlib import Path
@@ -19,13 +22,55 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expand_inputs(paths: tp.Sequence[str]) -> list[Path]:
+OUTPUT_TAG = "_saga_sr"
+
+
+def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs.
+
+    A folder's files keep their path relative to that folder under ``out_dir``; a file
+    given by name goes to ``out_dir`` itself. Outputs never share a name: inputs that would
+    (``x.mp3`` and ``x.ogg``) keep their extension in it (``x_mp3_saga_sr.wav``), and any
+    remaining clash gets a counter. Files found in folders that are outputs themselves
+    (under ``out_dir``, or named ``*_saga_sr.*``) are left out, so re-running on a folder
+    never upsamples its own results.
+    """
     from .audio_io import list_audio_files
 
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files += list_audio_files(p) if p.is_dir() else [p]
-    return files
+    out_dir = Path(out_dir)
+    out_root = out_dir.resolve()
+    found: list[tuple[Path, Path]] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            for f in list_audio_files(p):
+                if out_root in f.resolve().parents or f.stem.endswith(OUTPUT_TAG):
+                    continue
+                found.append((f, f.relative_to(p).parent))
+        else:
+            found.append((p, Path()))
+    stems = [rel / f.stem for f, rel in found]
+    targets: list[Path] = []
+    for (f, rel), stem in zip(found, stems):
+        suffix = f"_{f.suffix.lstrip('.').lower()}" if stems.count(stem) > 1 else ""
+        target = out_dir / rel / f"{f.stem}{suffix}{OUTPUT_TAG}.{fmt}"
+        n = 2
+        while target in targets:
+            target = out_dir / rel / f"{f.stem}{suffix}_{n}{OUTPUT_TAG}.{fmt}"
+            n += 1
+        targets.append(target)
+    return [(f, t) for (f, _), t in zip(found, targets)]
+
+
+def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and check it can be written, before any long work starts."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the {what} {folder}: {err.strerror or err}") from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write to the {what} {folder}: permission denied")
+    return folder
 
 
 def _upsample(args: argparse.Namespace) -> int:
@@ -34,6 +79,11 @@ def _upsample(args: argparse.Namespace) -> int:
     from .plots import save_spectrograms
     from .simulation import BadAudioError
 
+    pairs = plan_outputs(args.inputs, args.output_dir, args.format)
+    if not pairs:
+        print("error: no audio files given", file=sys.stderr)
+        return 2
+    writable_folder(args.output_dir)
     upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype)
     if args.caption is None and not args.no_caption:
         from .captioning import Captioner
@@ -44,23 +94,22 @@ def _upsample(args: argparse.Namespace) -> int:
     settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
                                   guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
                                   seed=args.seed, low_frequency_replacement=not args.no_lfr)
-    out_dir = Path(args.output_dir)
-    failures = 0
-    files = _expand_inputs(args.inputs)
-    if not files:
-        print("error: no audio files given", file=sys.stderr)
-        return 2
-    for path in files:
+    failures, skipped, done = [], [], 0
+    for path, target in pairs:
+        if target.exists() and not args.overwrite:
+            skipped.append(target)
+            print(f"skipped {path}: {target} exists (--overwrite to replace it)", file=sys.stderr)
+            continue
         try:
             audio, sr = read_audio(path)
             result = upsampler.upsample(audio, sr, caption="" if args.no_caption else args.caption,
-                                        settings=settings, progress=True)
-        except (BadAudioError, FileNotFoundError) as err:
-            failures += 1
+                                        settings=settings, progress=True, name=str(path))
+            write_audio(target, result.audio, result.sample_rate)
+        except (BadAudioError, FileNotFoundError, OSError, RuntimeError) as err:
+            failures.append(path)
             print(f"error: {err}", file=sys.stderr)
             continue
-        target = out_dir / f"{path.stem}_saga_sr.{args.format}"
-        write_audio(target, result.audio, result.sample_rate)
+        done += 1
         print(f"{path} ({sr} Hz, {audio.shape[0]} ch) -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
               f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
         if args.plot:
@@ -68,14 +117,26 @@ def _upsample(args: argparse.Namespace) -> int:
                                                                  ("SAGA-SR (44.1 kHz)", result.audio, result.sample_rate)],
                                     title=path.name)
             print(f"  spectrograms: {png}")
-    if failures:
-        print(f"{failures} of {len(files)} input(s) failed", file=sys.stderr)
+    print(summary_line("upsampled", done, len(pairs), failures, skipped), file=sys.stderr if failures else sys.stdout)
     return 1 if failures else 0
+
+
+def summary_line(verb: str, done: int, total: int, failures: tp.Sequence, skipped: tp.Sequence = ()) -> str:
+    """One closing line every command prints: what was done, skipped and failed, of how many."""
+    parts = [f"{verb} {done} of {total} file(s)"]
+    if skipped:
+        parts.append(f"{len(skipped)} skipped")
+    if failures:
+        parts.append(f"{len(failures)} failed: " + ", ".join(map(str, failures[:5]))
+                     + (f" and {len(failures) - 5} more" if len(failures) > 5 else ""))
+    return "; ".join(parts)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, markdown_table, plot_summary, write_csv
+    from .atomic import write_text
 
+    out = writable_folder(args.output_dir)
     systems: dict = {}
     for folder in args.outputs or []:
         systems[Path(folder).name] = folder
@@ -85,18 +146,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         upsampler = Upsampler.load(args.model_config, args.weights, args.device)
         settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff)
         systems["saga-sr"] = lambda lowres, sr, cutoff, rel: upsampler.upsample(
-            lowres, sr, caption=args.caption, settings=settings).audio
-    rows = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
-                    save_inputs=args.save_inputs)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "lsd_per_file.csv")
-    table = markdown_table(rows)
-    (out / "lsd.md").write_text(table)
-    plot_summary(rows, out / "lsd.png")
-    print(table)
-    print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'}")
-    return 0
+            lowres, sr, caption=args.caption, settings=settings, name=f"{rel} ({cutoff:.0f} Hz input)").audio
+    report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
+                      save_inputs=args.save_inputs)
+    rows = report.rows
+    for failure in report.failed:
+        print(f"skipped: {failure}", file=sys.stderr)
+    if rows:
+        write_csv(rows, out / "lsd_per_file.csv")
+        table = markdown_table(rows)
+        if report.failed:
+            table += f"\n{len(report.failed)} file(s) not scored: " + "; ".join(report.failed) + "\n"
+        write_text(out / "lsd.md", table)
+        plot_summary(rows, out / "lsd.png")
+        print(table)
+        print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'}")
+    print(summary_line("scored", report.scored, report.total, report.failed),
+          file=sys.stderr if report.failed else sys.stdout)
+    return 1 if report.failed else 0
 
 
 def _caption(args: argparse.Namespace) -> int:
@@ -112,7 +179,7 @@ def _caption(args: argparse.Namespace) -> int:
           + (f"; report: {args.report}" if args.report else ""))
     for failure in report.failed:
         print(f"  not captioned: {failure['reason']}", file=sys.stderr)
-    return 0
+    return 1 if report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
     p.set_defaults(func=_upsample)
 
     p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",

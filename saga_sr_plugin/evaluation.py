@@ -7,6 +7,7 @@ windowed-sinc resampler), and any callable or folder of outputs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 import typing as tp
@@ -17,6 +18,7 @@ import torch
 import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .audio_io import list_audio_files, read_audio, write_audio
 from .metrics import CONVENTIONS, all_lsd, mean_std
 from .simulation import FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass
@@ -56,53 +58,81 @@ def category_of(path: Path, root: Path) -> str:
 
 
 def load_reference(path: Path) -> torch.Tensor:
+    """A mono/stereo reference at 44.1 kHz; lower-rate files are refused (they have nothing above their Nyquist)."""
     audio, sr = read_audio(path)
-    if sr != SAMPLE_RATE:
-        audio = AF.resample(audio, sr, SAMPLE_RATE)
+    if sr < SAMPLE_RATE:
+        raise BadAudioError(f"{path}: recorded at {sr} Hz; references must be full-band recordings at "
+                            f"{SAMPLE_RATE} Hz or more (use lower-rate files as inputs to upsample, not as references)")
     if audio.shape[0] > 2:
         raise BadAudioError(f"{path}: {audio.shape[0]} channels; references must be mono or stereo")
+    if audio.abs().max() < 1e-5:
+        raise BadAudioError(f"{path}: silent (peak below 1e-5); LSD against silence measures nothing")
+    if sr != SAMPLE_RATE:
+        audio = AF.resample(audio, sr, SAMPLE_RATE)
     return audio
 
 
+@dataclasses.dataclass
+class EvaluationReport:
+    """Rows (one per file, cutoff and system) and the files that could not be scored, with the reason."""
+
+    rows: list[dict]
+    failed: list[str]
+    total: int
+
+    @property
+    def scored(self) -> int:
+        return len({r["file"] for r in self.rows})
+
+
+def score_file(path: Path, root: Path, systems: dict[str, System | str], cutoffs: tp.Sequence[float], seed: int,
+               baselines: bool, save_inputs: str | None) -> list[dict]:
+    rel = path.relative_to(root)
+    ref = load_reference(path)
+    rows = []
+    for cutoff in cutoffs:
+        lowres = simulate_input(ref, cutoff, seed, str(rel))
+        if save_inputs:
+            write_audio(Path(save_inputs) / str(int(cutoff)) / rel.with_suffix(".wav"), lowres, SAMPLE_RATE)
+        outputs: dict[str, torch.Tensor] = {}
+        if baselines:
+            outputs["unprocessed"] = lowres
+            outputs["sinc"] = sinc_baseline(lowres, cutoff)
+        for name, system in systems.items():
+            if callable(system):
+                outputs[name] = system(lowres, SAMPLE_RATE, cutoff, str(rel))
+            else:
+                out_path = Path(system) / str(int(cutoff)) / rel.with_suffix(".wav")
+                audio, sr = read_audio(out_path)
+                outputs[name] = AF.resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
+        for name, out in outputs.items():
+            if out.shape[0] != ref.shape[0]:
+                out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
+            rows.append({"file": str(rel), "category": category_of(path, root), "cutoff_hz": int(cutoff),
+                         "system": name, **all_lsd(out, ref, SAMPLE_RATE, cutoff)})
+    return rows
+
+
 def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cutoffs: tp.Sequence[float] = (4000, 8000),
-             seed: int = 0, baselines: bool = True, save_inputs: str | None = None) -> list[dict]:
-    """One row per (file, cutoff, system) with every LSD variant. A system is a callable or a folder
-    of outputs named ``<cutoff>/<relative path>`` (e.g. ``4000/music/song.wav``)."""
+             seed: int = 0, baselines: bool = True, save_inputs: str | None = None) -> EvaluationReport:
+    """Score every reference; a system is a callable or a folder of outputs named ``<cutoff>/<relative path>``
+    (e.g. ``4000/music/song.wav``). A file that fails (unreadable, silent, low-rate, a missing or bad
+    output) is skipped whole, named and counted; the others are scored."""
     root = Path(references)
     rows: list[dict] = []
-    skipped = 0
+    failed: list[str] = []
     files = list_references(root)
-    for path in tqdm(files, desc="evaluate", unit="file"):
-        rel = path.relative_to(root)
+    bar = tqdm(files, desc="evaluate", unit="file")
+    for path in bar:
         try:
-            ref = load_reference(path)
-        except (BadAudioError, FileNotFoundError) as err:
-            skipped += 1
-            log.warning("skipped reference %s (%d skipped so far)", err, skipped)
-            continue
-        for cutoff in cutoffs:
-            lowres = simulate_input(ref, cutoff, seed, str(rel))
-            if save_inputs:
-                write_audio(Path(save_inputs) / str(int(cutoff)) / rel.with_suffix(".wav"), lowres, SAMPLE_RATE)
-            outputs: dict[str, torch.Tensor] = {}
-            if baselines:
-                outputs["unprocessed"] = lowres
-                outputs["sinc"] = sinc_baseline(lowres, cutoff)
-            for name, system in systems.items():
-                if callable(system):
-                    outputs[name] = system(lowres, SAMPLE_RATE, cutoff, str(rel))
-                else:
-                    out_path = Path(system) / str(int(cutoff)) / rel.with_suffix(".wav")
-                    audio, sr = read_audio(out_path)
-                    outputs[name] = AF.resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
-            for name, out in outputs.items():
-                if out.shape[0] != ref.shape[0]:
-                    out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
-                rows.append({"file": str(rel), "category": category_of(path, root), "cutoff_hz": int(cutoff),
-                             "system": name, **all_lsd(out, ref, SAMPLE_RATE, cutoff)})
-    if skipped:
-        log.warning("%d of %d reference file(s) skipped", skipped, len(files))
-    return rows
+            rows += score_file(path, root, systems, cutoffs, seed, baselines, save_inputs)
+        except (BadAudioError, FileNotFoundError, ValueError, RuntimeError) as err:
+            failed.append(f"{path}: {err}" if str(path) not in str(err) else str(err))
+            log.warning("skipped %s (%d skipped so far)", failed[-1], len(failed))
+            bar.set_postfix(skipped=len(failed))
+    if failed:
+        log.warning("%d of %d reference file(s) skipped", len(failed), len(files))
+    return EvaluationReport(rows, failed, len(files))
 
 
 METRIC_COLUMNS = [f"{c}{u}/{k}" for c in CONVENTIONS for u in ("", "_unified") for k in ("lsd", "lsd_lf", "lsd_hf")]
@@ -140,8 +170,7 @@ def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = ("nuwave2/lsd",
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["file", "category", "cutoff_hz", "system", *METRIC_COLUMNS])
         writer.writeheader()
         writer.writerows(rows)
@@ -165,6 +194,7 @@ def plot_summary(rows: list[dict], path: str | os.PathLike, metric: str = "nuwav
     ax.set_ylabel(f"LSD ({metric}, lower is better)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return str(path)

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from .audio_io import MIN_SAMPLE_RATE
 from .checkpoints import load_exported_model
 from .conditioners import LowResLatentConditioner
-from .postprocess import replace_low_frequencies
+from .configs import check_saga_sr_block
+from .postprocess import RATIO_RULES, replace_low_frequencies
 from .sampling import sample_guided
 from .simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, as_channels_first,
                          rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
@@ -36,27 +37,32 @@ class UpsampleSettings:
     steps: int = 100
     guidance_acoustic: float = 1.4   # s_a, on the low-res latent
     guidance_text: float = 1.2       # s_t, on the caption
-    target_rolloff: float = 0.9      # normalised f_h in [0, 1): 0.9 ~ 19.8 kHz of content
+    target_rolloff: float = 0.9      # normalised f_h in [0, 1]: 0.9 ~ 19.8 kHz of content, 1.0 = full band
     schedule_threshold: float = 0.025
     overlap: float = 0.125           # fraction of a window shared with the next one
     low_frequency_replacement: bool = True
+    lfr_ratio_rule: str = "cutoff_magnitude"   # the authors' level match (postprocess.RATIO_RULES)
+    max_added_band_db: float | None = 12.0     # generated band at most this far above the input's energy
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 2:
             raise ValueError(f"steps must be at least 2, got {self.steps}")
-        if not 0.0 <= self.target_rolloff < 1.0:
-            raise ValueError(f"target roll-off is normalised to [0, 1) (bin / 1025), got {self.target_rolloff}")
+        if not 0.0 <= self.target_rolloff <= 1.0:
+            raise ValueError(f"target roll-off is normalised to [0, 1] (bin / 1025; 1.0 = 22.05 kHz), "
+                             f"got {self.target_rolloff}")
         if not 0.0 <= self.overlap < 0.5:
             raise ValueError(f"overlap must be in [0, 0.5), got {self.overlap}")
+        if self.lfr_ratio_rule not in RATIO_RULES:
+            raise ValueError(f"lfr_ratio_rule must be one of {list(RATIO_RULES)}, got {self.lfr_ratio_rule!r}")
 
     @classmethod
     def from_config(cls, model_config: dict, **overrides: tp.Any) -> "UpsampleSettings":
-        block = model_config.get("saga_sr", {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in block.items() if k in known}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        block = dict(model_config.get("saga_sr", {}))
+        check_saga_sr_block(block, "model config")
+        block.pop("caption_model", None)
+        block.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**block)
 
 
 class UpsampleResult(tp.NamedTuple):
@@ -65,7 +71,8 @@ class UpsampleResult(tp.NamedTuple):
     caption: str
     input_rolloff: float         # normalised f_l of the whole input (roll-off bin / 1025)
     input_cutoff_hz: float       # detected input cutoff: the LFR boundary
-    lfr_energy_ratio: float | None
+    lfr_level_ratio: float | None    # mean over windows of the LFR's r (None: LFR off)
+    added_band_gain_db: float        # strongest cut the added-band cap applied (0: none)
 
 
 def crossfade_weights(length: int, fade_in: int, fade_out: int) -> torch.Tensor:
@@ -111,6 +118,7 @@ def process_in_windows(audio: torch.Tensor, window: int, overlap: int,
 
 
 def prepare_input(audio: torch.Tensor, sample_rate: int, what: str = "input") -> torch.Tensor:
+    """``what`` names the input in errors (the CLI passes the file name)."""
     """Checked (channels, samples) at 44.1 kHz; mono stays mono, more than 2 channels is an error."""
     x = as_channels_first(audio, what)
     if x.shape[0] > 2:
@@ -203,13 +211,15 @@ class Upsampler:
         return self.captioner(audio, SAMPLE_RATE)
 
     def upsample(self, audio: torch.Tensor, sample_rate: int, caption: str | None = None,
-                 settings: UpsampleSettings | None = None, progress: bool = False) -> UpsampleResult:
+                 settings: UpsampleSettings | None = None, progress: bool = False,
+                 name: str = "input") -> UpsampleResult:
         """(channels, samples) at any rate >= 4 kHz -> (channels, samples) at 44.1 kHz, same duration.
 
         ``caption=None`` asks the captioner (if any) and otherwise uses the text null ("").
+        ``name`` (e.g. the file) is what error messages call the input.
         """
         settings = settings or self.settings()
-        x = prepare_input(audio, sample_rate)
+        x = prepare_input(audio, sample_rate, name).cpu()
         channels = x.shape[0]
         stereo = x.expand(2, -1) if channels == 1 else x
         caption = self.caption_for(stereo, caption)
@@ -223,17 +233,24 @@ class Upsampler:
         rolloff = rolloff_bin_of_spectrum(spectrum)
         cutoff = min(rolloff, nyquist_bin)
         ratios: list[float] = []
+        gains: list[float] = [0.0]
 
         def window_fn(lowres: torch.Tensor, index: int) -> torch.Tensor:
             generated = self.generate_window(lowres, caption, settings, index, progress)
             if not settings.low_frequency_replacement:
                 return generated
-            replaced = replace_low_frequencies(generated, lowres, cutoff_bin=cutoff)
-            ratios.append(replaced.energy_ratio)
+            replaced = replace_low_frequencies(generated, lowres, cutoff_bin=cutoff, ratio_rule=settings.lfr_ratio_rule,
+                                               max_added_band_db=settings.max_added_band_db)
+            ratios.append(replaced.level_ratio)
+            gains.append(replaced.band_gain_db)
             return replaced.audio
 
         out = process_in_windows(stereo, self.window, overlap, window_fn, progress=progress)
         ratio = sum(ratios) / len(ratios) if ratios else None
         if channels == 1:
             out = out.mean(dim=0, keepdim=True)
-        return UpsampleResult(out, SAMPLE_RATE, caption, rolloff / ROLLOFF_BINS, cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio)
+        if min(gains) < 0:
+            log.info("%s: the generated band was limited by up to %.1f dB (max_added_band_db %s)", name, min(gains),
+                     settings.max_added_band_db)
+        return UpsampleResult(out, SAMPLE_RATE, caption, rolloff / ROLLOFF_BINS, cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio,
+                              min(gains))

@@ -1,12 +1,22 @@
 """Low-frequency replacement: the AudioSR post-processing SAGA-SR applies after the VAE decode.
 
-Below the input's 98.5 % roll-off bin (the same roll-off as the training condition)
+Below the input's 98.5 % roll-off bin c (the same roll-off as the training condition)
 the output's STFT is replaced by the input's, so the band the user already had comes
-back untouched by the VAE. The input band is scaled by the output/input energy ratio
-of that band, clamped to [0.8, 1.2], so the level joins the generated high band.
+back untouched by the VAE. Level matching follows the authors (and AudioSR):
+r = sum over time of |input STFT at bin c| / the same for the output, clamped to
+[0.8, 1.2]; the output's bins below c become input bins / r, so the kept band joins the
+generated band at the boundary (``ratio_rule="cutoff_magnitude"``). The earlier rule, an
+energy ratio over the whole low band, remains as ``ratio_rule="band_energy"``.
+
+The generated band (bins from c up) may not exceed the input's own energy by more than
+``max_added_band_db`` (default +12 dB): a real recording's top octaves rarely carry more
+energy than the whole band-limited input, while a model asked to extend near-silence
+(dither at -90 dBFS) fills it with noise 40 dB louder than the input. Above the cap the
+generated band is scaled down to it; ``None`` turns the cap off.
 """
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import torch
@@ -17,7 +27,11 @@ from .simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_b
 class Replacement(tp.NamedTuple):
     audio: torch.Tensor     # (channels, samples), same length as the output given
     cutoff_bin: int         # first bin kept from the generated output
-    energy_ratio: float     # clamped output/input energy ratio of the low band
+    level_ratio: float      # clamped input/output level ratio r (the kept band is the input / r)
+    band_gain_db: float     # gain applied to the generated band by the cap (0: not limited)
+
+
+RATIO_RULES = ("cutoff_magnitude", "band_energy")
 
 
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -25,13 +39,26 @@ def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
                       center=True, return_complex=True)
 
 
+def level_ratio(spec_ref: torch.Tensor, spec_out: torch.Tensor, cutoff_bin: int, rule: str) -> torch.Tensor:
+    """r such that input / r joins the output at the boundary (unclamped; nan-free)."""
+    if rule == "cutoff_magnitude":
+        edge = min(cutoff_bin, spec_ref.shape[-2] - 1)
+        ref, out = spec_ref[:, edge].abs().sum(), spec_out[:, edge].abs().sum()
+    elif rule == "band_energy":
+        ref, out = spec_ref[:, :cutoff_bin].abs().pow(2).sum().sqrt(), spec_out[:, :cutoff_bin].abs().pow(2).sum().sqrt()
+    else:
+        raise ValueError(f"unknown LFR ratio rule {rule!r}; known: {list(RATIO_RULES)}")
+    return ref / out if out > 0 and ref > 0 else torch.ones((), dtype=ref.dtype, device=ref.device)
+
+
 def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cutoff_bin: int | None = None,
                             ratio_range: tuple[float, float] = (0.8, 1.2), n_fft: int = ROLLOFF_N_FFT,
-                            hop: int = ROLLOFF_HOP) -> Replacement:
+                            hop: int = ROLLOFF_HOP, ratio_rule: str = "cutoff_magnitude",
+                            max_added_band_db: float | None = 12.0) -> Replacement:
     """Output with bins below ``cutoff_bin`` (default: the input's roll-off bin) taken from the input.
 
     Both are (channels, samples) at the same rate and length (the input already
-    resampled to 44.1 kHz).
+    resampled to 44.1 kHz); the result is on the output's device.
     """
     out = as_channels_first(output, "generated output").double()
     ref = as_channels_first(lowres_input, "low-res input").double().to(out.device)
@@ -40,10 +67,16 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     if cutoff_bin is None:
         cutoff_bin = rolloff_bin(ref)
     spec_out, spec_ref = _stft(out, n_fft, hop), _stft(ref, n_fft, hop)
-    low_out = spec_out[:, :cutoff_bin].abs().pow(2).sum()
-    low_ref = spec_ref[:, :cutoff_bin].abs().pow(2).sum()
-    ratio = float((low_out / low_ref).clamp(*ratio_range)) if low_ref > 0 else 1.0
-    spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] * ratio**0.5
-    audio = torch.istft(spec_out, n_fft, hop, window=torch.hann_window(n_fft, dtype=out.dtype, device=out.device), center=True,
-                        length=out.shape[-1])
-    return Replacement(audio.to(output.dtype if torch.is_tensor(output) else torch.float32), cutoff_bin, ratio)
+    ratio = float(level_ratio(spec_ref, spec_out, cutoff_bin, ratio_rule).clamp(*ratio_range))
+    spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] / ratio
+    gain_db = 0.0
+    if max_added_band_db is not None:
+        added = spec_out[:, cutoff_bin:].abs().pow(2).sum()
+        limit = spec_ref.abs().pow(2).sum() * 10 ** (max_added_band_db / 10)
+        if added > limit:
+            gain = float((limit / added).sqrt())
+            spec_out[:, cutoff_bin:] *= gain
+            gain_db = 20 * math.log10(max(gain, 1e-12))
+    audio = torch.istft(spec_out, n_fft, hop, window=torch.hann_window(n_fft, dtype=out.dtype, device=out.device),
+                        center=True, length=out.shape[-1])
+    return Replacement(audio.to(output.dtype if torch.is_tensor(output) else torch.float32), cutoff_bin, ratio, gain_db)

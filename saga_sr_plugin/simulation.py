@@ -124,7 +124,12 @@ def draw_lowpass(rng: np.random.Generator, config: SimulationConfig, content_hz:
 
 
 def design_lowpass(spec: LowPassSpec, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Second-order sections of the drawn low-pass (Chebyshev I and elliptic: 0.1 dB ripple, 60 dB stop band)."""
+    """Second-order sections of the drawn low-pass, as the authors design them.
+
+    Chebyshev I and elliptic: 0.1 dB ripple, 60 dB stop band. Bessel: scipy's default
+    ``norm="phase"`` (at order 10 about -15 dB at the cutoff, -30 dB after the zero-phase
+    double pass); ``norm="mag"`` would be -3 dB there.
+    """
     kwargs = dict(N=spec.order, Wn=spec.cutoff_hz, btype="lowpass", fs=sample_rate, output="sos")
     if spec.filter_type == "butter":
         return signal.butter(**kwargs)
@@ -133,14 +138,19 @@ def design_lowpass(spec: LowPassSpec, sample_rate: int = SAMPLE_RATE) -> np.ndar
     if spec.filter_type == "ellip":
         return signal.ellip(rp=0.1, rs=60, **kwargs)
     if spec.filter_type == "bessel":
-        return signal.bessel(norm="mag", **kwargs)
+        return signal.bessel(**kwargs)  # scipy's default norm="phase", as the authors (and ssr_eval)
     raise ValueError(f"unknown filter type {spec.filter_type!r}; known: {list(FILTER_TYPES)}")
 
 
 def band_limit_by_resampling(x: np.ndarray, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample down to ~2 x cutoff and back, so nothing survives above the cutoff.
+    """Resample down to ~2 x cutoff and back: the input really is a lower-rate signal.
 
-    The intermediate rate is rounded to 100 Hz so the polyphase ratio stays small
+    Almost nothing survives above the cutoff, not nothing: the polyphase resampler's
+    transition band (and the 100 Hz rounding of the intermediate rate) lets through
+    0.2-0.5 % of a white-noise clip's energy above the cutoff after Butterworth,
+    Chebyshev or elliptic filters, under 0.1 % after Bessel (measured on 5.94 s of
+    noise at 4 and 8 kHz, orders 2 and 10), as in the authors' pipeline. The
+    intermediate rate is rounded to 100 Hz so the polyphase ratio stays small
     (44100 / 100 = 441); the output is trimmed or padded to the input length.
     """
     low_rate = max(100, int(round(2 * cutoff_hz / 100.0)) * 100)

@@ -30,6 +30,20 @@ def demo_config(t5_path: str, sample_size: int = 8192) -> dict:
     return config
 
 
+@pytest.fixture(scope="session")
+def demo_model_files(tmp_path_factory) -> tuple[str, str]:
+    """(config, weights) of a randomly initialised demo model (8192-sample windows), saved once."""
+    from safetensors.torch import save_file
+    from stable_audio_tools.models.factory import create_model_from_config
+
+    root = tmp_path_factory.mktemp("model")
+    config = demo_config(str(save_tiny_t5(root / "t5")), sample_size=8192)
+    torch.manual_seed(0)
+    save_file(create_model_from_config(config).state_dict(), str(root / "model.safetensors"))
+    (root / "model.json").write_text(json.dumps(config))
+    return str(root / "model.json"), str(root / "model.safetensors")
+
+
 @pytest.fixture
 def demo_model_config(tiny_t5) -> dict:
     return demo_config(tiny_t5)

@@ -118,7 +118,7 @@ def test_cli_caption_writes_sidecar_and_report(tmp_path, tiny_qwen, capsys):
     _write_folder(root, np.random.default_rng(4))
     code = cli.main(["caption", str(root), "--model", tiny_qwen, "--device", "cpu", "--max-new-tokens", "4",
                      "--batch-size", "3", "--report", str(tmp_path / "report.json")])
-    assert code == 0
+    assert code == 1, "two files failed: the exit code says so (as upsample and evaluate do)"
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["captioned"] == 4 and report["failed_count"] == 2 and report["files_per_second"] > 0
     assert "captioned 4 file(s)" in capsys.readouterr().out

@@ -20,7 +20,6 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import save_file
 from stable_audio_tools.models.factory import create_model_from_config
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
@@ -34,16 +33,6 @@ sys.path.insert(0, str(ROOT))
 import train_entry  # noqa: E402
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("devmodel")
-    config = demo_config(str(save_tiny_t5(root / "t5")), sample_size=8192)
-    torch.manual_seed(0)
-    save_file(create_model_from_config(config).state_dict(), str(root / "model.safetensors"))
-    (root / "model.json").write_text(json.dumps(config))
-    return str(root / "model.json"), str(root / "model.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +67,8 @@ def train_steps(config_path: str, dataset: str, out, precision: str, accelerator
 
 
 # ---------------------------------------------------------------- CPU-side checks
-def test_upsampling_creates_every_tensor_on_a_named_device(model_files):
-    upsampler = Upsampler.load(*model_files, device="cpu")
+def test_upsampling_creates_every_tensor_on_a_named_device(demo_model_files):
+    upsampler = Upsampler.load(*demo_model_files, device="cpu")
     audio = white_noise(0.4, channels=2, seed=1)
     with FactoryDeviceAudit() as audit:
         result = upsampler.upsample(audio, 16000, caption="a tone", settings=upsampler.settings(steps=2))
@@ -132,8 +121,8 @@ def test_bf16_mixed_training_steps_with_a_float16_t5(tmp_path, dataset_config):
     assert math.isfinite(float(run.trainer.callback_metrics["train/loss"]))
 
 
-def test_upsampling_in_bfloat16_on_cpu(model_files):
-    upsampler = Upsampler.load(*model_files, device="cpu", dtype="bfloat16")
+def test_upsampling_in_bfloat16_on_cpu(demo_model_files):
+    upsampler = Upsampler.load(*demo_model_files, device="cpu", dtype="bfloat16")
     audio = white_noise(0.3, seed=2)
     result = upsampler.upsample(audio, 22050, caption="a tone", settings=upsampler.settings(steps=2))
     assert result.audio.dtype == torch.float32 and torch.isfinite(result.audio).all()
@@ -144,8 +133,8 @@ def test_upsampling_in_bfloat16_on_cpu(model_files):
 @cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-def test_cuda_upsampling(model_files, dtype):
-    upsampler = Upsampler.load(*model_files, device="cuda", dtype=dtype)
+def test_cuda_upsampling(demo_model_files, dtype):
+    upsampler = Upsampler.load(*demo_model_files, device="cuda", dtype=dtype)
     audio = white_noise(1.0, seed=4)
     result = upsampler.upsample(audio, 16000, caption="a tone", settings=upsampler.settings(steps=4))
     assert result.audio.device.type == "cpu" and torch.isfinite(result.audio).all()

@@ -1,14 +1,10 @@
 """Upsampling: schedule, eq. 4 guidance, low-frequency replacement, windows, any input, bad input."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from safetensors.torch import save_file
-from stable_audio_tools.models.factory import create_model_from_config
 
 from saga_sr_plugin import cli
 from saga_sr_plugin.audio_io import read_audio
@@ -97,11 +93,11 @@ def test_lfr_restores_the_input_low_band_and_keeps_the_generated_high_band():
     lowres = _lowpassed(white_noise(1.0, seed=1), 4000)
     generated = _lowpassed(white_noise(1.0, seed=2), 4000) + (white_noise(1.0, seed=3) - _lowpassed(white_noise(1.0, seed=3), 4000))
     result = replace_low_frequencies(generated, lowres)
-    assert 0.8 <= result.energy_ratio <= 1.2
+    assert 0.8 <= result.level_ratio <= 1.2 and result.band_gain_db == 0.0
     cut = result.cutoff_bin
     assert abs(cut * SR / 2048 - 4000) < 300
     # compared as waveforms band-limited away from the boundary (an STFT edit is not an exact STFT)
-    gain = result.energy_ratio**0.5
+    gain = 1 / result.level_ratio
     low_err = _lowpassed(result.audio - gain * lowres, 3500).pow(2).mean() / _lowpassed(lowres, 3500).pow(2).mean()
     assert low_err < 1e-4, low_err
     high = lambda x: x - _lowpassed(x, 4600)
@@ -111,10 +107,12 @@ def test_lfr_restores_the_input_low_band_and_keeps_the_generated_high_band():
     assert _lowpassed(result.audio - generated, 3500).pow(2).mean() > 0.1 * _lowpassed(generated, 3500).pow(2).mean()
 
 
-def test_lfr_energy_ratio_is_clamped():
+@pytest.mark.parametrize("rule", ["cutoff_magnitude", "band_energy"])
+def test_lfr_level_ratio_is_clamped(rule):
     lowres = _lowpassed(white_noise(0.5, seed=1), 4000)
-    assert replace_low_frequencies(3 * lowres, lowres).energy_ratio == pytest.approx(1.2)
-    assert replace_low_frequencies(0.1 * lowres, lowres).energy_ratio == pytest.approx(0.8)
+    assert replace_low_frequencies(3 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(0.8)
+    assert replace_low_frequencies(0.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1.2)
+    assert replace_low_frequencies(1.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1 / 1.1, rel=1e-3)
 
 
 # ---------------------------------------------------------------- windows
@@ -128,19 +126,6 @@ def test_windowed_equals_single_pass_for_a_position_independent_model(length):
 
 
 # ---------------------------------------------------------------- the real pipeline on the demo model
-@pytest.fixture(scope="module")
-def demo_model_files(tmp_path_factory):
-    from saga_sr_plugin.demo import save_tiny_t5
-
-    root = tmp_path_factory.mktemp("model")
-    config = demo_config(str(save_tiny_t5(root / "t5")), sample_size=8192)
-    torch.manual_seed(0)
-    model = create_model_from_config(config)
-    save_file(model.state_dict(), str(root / "model.safetensors"))
-    (root / "model.json").write_text(json.dumps(config))
-    return str(root / "model.json"), str(root / "model.safetensors")
-
-
 @pytest.fixture(scope="module")
 def upsampler(demo_model_files):
     return Upsampler.load(*demo_model_files, device="cpu")
@@ -171,7 +156,7 @@ def test_same_seed_same_output_and_lfr_switch(upsampler):
     b = upsampler.upsample(x, 8000, caption="", settings=upsampler.settings(steps=3, seed=5))
     c = upsampler.upsample(x, 8000, caption="", settings=upsampler.settings(steps=3, seed=5, low_frequency_replacement=False))
     assert torch.equal(a.audio, b.audio) and not torch.allclose(a.audio, c.audio)
-    assert c.lfr_energy_ratio is None and a.lfr_energy_ratio is not None
+    assert c.lfr_level_ratio is None and a.lfr_level_ratio is not None
 
 
 @pytest.mark.parametrize("audio, rate, message", [
@@ -205,7 +190,7 @@ def test_cli_upsample_writes_audio_and_spectrograms(demo_model_files, tmp_path, 
                      "--model-config", config, "--weights", weights, "--steps", "2", "--no-caption", "--plot"])
     assert code == 1  # one input failed, and the run said so
     err = capsys.readouterr().err
-    assert "bad.wav" in err and "1 of 2 input(s) failed" in err
+    assert "bad.wav" in err and "upsampled 1 of 2 file(s); 1 failed: " in err
     audio, sr = sf.read(tmp_path / "out" / "in_saga_sr.wav", always_2d=True)
     assert sr == 44100 and audio.shape == (22050, 1)
     assert (tmp_path / "out" / "in_saga_sr.png").stat().st_size > 10_000

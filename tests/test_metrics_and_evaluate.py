@@ -91,7 +91,8 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
     code = cli.main(["evaluate", str(refs), "--model-config", str(tmp_path / "m.json"), "--weights",
                      str(tmp_path / "m.safetensors"), "--steps", "2", "--cutoffs", "4000", "8000", "-o", str(out),
                      "--device", "cpu"])
-    assert code == 0
+    assert code == 1, "broken.wav could not be scored: the exit code says so"
+    assert "broken.wav" in (out / "lsd.md").read_text()
     rows = list(csv.DictReader(open(out / "lsd_per_file.csv")))
     assert len(rows) == 2 * 2 * 3  # files x cutoffs x (unprocessed, sinc, saga-sr)
     assert {r["system"] for r in rows} == {"unprocessed", "sinc", "saga-sr"}

@@ -29,8 +29,11 @@ def test_lowpass_removes_energy_above_cutoff_and_keeps_the_band_below(filter_typ
     assert y.shape == x.shape
     f, ratio_db = psd_db_ratio(x, y)
     assert ratio_db[f > 1.2 * cutoff].max() < -40.0
-    assert ratio_db[(f > 50) & (f < 0.25 * cutoff)].min() > -1.0
-    assert ratio_db[(f > 50) & (f < 0.5 * cutoff)].min() > -2.0
+    # Bessel with the authors' norm="phase" rolls off gently from well below the cutoff (zero-phase, at a
+    # quarter / half of it: -0.6 / -2.3 dB at order 2, -1.6 / -6.7 dB at order 10); the others are flat there
+    quarter, half = (-2.0, -7.5) if filter_type == "bessel" else (-1.0, -2.0)
+    assert ratio_db[(f > 50) & (f < 0.25 * cutoff)].min() > quarter
+    assert ratio_db[(f > 50) & (f < 0.5 * cutoff)].min() > half
     assert ratio_db[f < 0.5 * cutoff].max() < 0.5  # no gain either
 
 

@@ -147,16 +147,21 @@ def test_checkpoint_from_another_config_is_refused(trained_run, tmp_path, tiny_t
         load_exported_model(str(other_path), str(out / "t" / "checkpoints" / "last.ckpt"))
 
 
-def test_resume_checkpoint_from_another_config_is_a_config_error(trained_run, tmp_path, tiny_t5, tiny_dataset):
+def test_resume_checkpoint_from_another_config_is_a_one_line_error(trained_run, tmp_path, tiny_t5, tiny_dataset,
+                                                                   capsys):
     _, _, out = trained_run
     other = demo_config(tiny_t5, sample_size=8192)
     other["model"]["diffusion"]["config"]["depth"] = 2
     other_path = tmp_path / "other.json"
     other_path.write_text(json.dumps(other))
-    with pytest.raises(CheckpointMismatchError, match="missing|unexpected"):
+    with pytest.raises(SystemExit) as exit_info:
         train_entry.main(["--model-config", str(other_path), "--dataset-config", tiny_dataset, "--max-steps", "1",
                           "--save-dir", str(tmp_path), "--ckpt-path", str(out / "t" / "checkpoints" / "last.ckpt"),
                           "--num-workers", "1", "--batch-size", "2"])
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "last.ckpt" in lines[0] and "other.json" in lines[0]
+    assert "missing" in lines[0] or "unexpected" in lines[0]
 
 
 def test_overfitting_one_batch_lowers_the_official_loss(tiny_dataset, demo_model_config):
