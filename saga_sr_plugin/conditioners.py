@@ -21,6 +21,9 @@ DEFAULT_NULL_LATENT = -5.0  # the authors' null z_l: a constant latent, not zero
 class LowResLatentConditioner(PretransformConditioner):
     """z_l for ``input_concat_ids``: the low-res audio encoded by the model's own pretransform.
 
+    Takes raw low-res audio (channels, samples), encoded here, or a pre-encoded z_l
+    (encoded_channels, frames) from ``saga-sr pre-encode``, used as it is. (The official
+    ``pre_encoded_keys`` would bypass this conditioner and with it the z_l dropout.)
     In training mode each batch item's z_l is replaced by the null latent with
     probability ``dropout_prob`` (the official CFG dropout never touches input-concat
     conditions); in eval mode never. Inference guidance must use :meth:`null_like`.
@@ -37,9 +40,22 @@ class LowResLatentConditioner(PretransformConditioner):
     def null_like(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.full_like(latents, self.null_value)
 
+    def is_latent(self, x: torch.Tensor) -> bool:
+        """A pre-encoded z_l has the pretransform's latent channels (64), audio its io channels (1-2)."""
+        channels = self.pretransform.encoded_channels
+        return x.dim() >= 2 and x.shape[-2] == channels and channels != self.pretransform.io_channels
+
     def forward(self, audio: tp.Sequence[torch.Tensor] | torch.Tensor, device: tp.Any) -> list:
-        with torch.no_grad():
-            latents, mask = super().forward(audio, device)
+        items = list(audio) if isinstance(audio, (list, tuple)) else list(audio if audio.dim() == 3 else [audio])
+        latent = [self.is_latent(torch.as_tensor(x)) for x in items]
+        if any(latent) and not all(latent):
+            raise ValueError("a batch mixes pre-encoded z_l and raw low-res audio; pre-encode the whole dataset")
+        if all(latent):
+            latents = torch.stack([torch.as_tensor(x) for x in items]).to(device=device, dtype=torch.float32)
+            mask = torch.ones(latents.shape[0], latents.shape[-1], device=latents.device)
+        else:
+            with torch.no_grad():
+                latents, mask = super().forward(audio, device)
         if self.training and self.dropout_prob > 0:
             drop = torch.rand(latents.shape[0], 1, 1, device=latents.device) < self.dropout_prob
             latents = torch.where(drop, self.null_like(latents), latents)

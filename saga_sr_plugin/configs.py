@@ -130,11 +130,23 @@ def resolve_metadata_module(value: str, source: str) -> str:
                       "use 'saga_sr_plugin.metadata' for SAGA-SR's data simulation")
 
 
-def resolve_dataset_config(config: dict, source: str) -> dict:
-    """Copy of the dataset config with metadata modules as file paths and folders checked."""
-    if config.get("dataset_type") != "audio_dir":
-        raise ConfigError(f"{source}: the SAGA-SR data simulation runs on the 'audio_dir' dataset type, "
-                          f"got {config.get('dataset_type')!r}")
+METADATA_MODULES = {"audio_dir": "saga_sr_plugin.metadata", "pre_encoded": "saga_sr_plugin.pre_encoded"}
+
+
+def resolve_dataset_config(config: dict, source: str, pre_encoded: bool | None = None) -> dict:
+    """Copy of the dataset config with metadata modules as file paths and folders checked.
+
+    ``pre_encoded`` is the model config's ``training.pre_encoded``: the dataset type must match it.
+    """
+    kind = config.get("dataset_type")
+    if kind not in METADATA_MODULES:
+        raise ConfigError(f"{source}: SAGA-SR trains on the 'audio_dir' dataset type (simulated on the fly) or "
+                          f"'pre_encoded' (saga-sr pre-encode), got {kind!r}")
+    if pre_encoded is not None and (kind == "pre_encoded") != pre_encoded:
+        raise ConfigError(f"{source}: dataset_type {kind!r} but the model config has training.pre_encoded "
+                          f"{str(pre_encoded).lower()}; pre-encoded data needs \"pre_encoded\": true (and raw audio "
+                          "needs it false)")
+    module_name = METADATA_MODULES[kind]
     datasets = []
     for entry in config.get("datasets", []):
         entry = dict(entry)
@@ -143,7 +155,7 @@ def resolve_dataset_config(config: dict, source: str) -> dict:
         module = entry.get("custom_metadata_module")
         if module is None:
             raise ConfigError(f"{source}: dataset {entry.get('id')!r} has no custom_metadata_module; SAGA-SR needs "
-                              "\"custom_metadata_module\": \"saga_sr_plugin.metadata\" to simulate the low-res input")
+                              f"\"custom_metadata_module\": \"{module_name}\" for its low-res input")
         entry["custom_metadata_module"] = resolve_metadata_module(module, source)
         datasets.append(entry)
     if not datasets:

@@ -33,14 +33,16 @@ class ScaledPretransform(Pretransform):
                              f"({inner.encoded_channels})")
         if not (values > 0).all():
             raise ValueError("saga_scaled: every scale must be positive")
-        self.register_buffer("scale", values[None, :, None], persistent=False)
+        # not named ``scale``: the official pre-encoded training step divides latents by a
+        # pretransform's ``scale`` (a float), and encode() has applied this one already
+        self.register_buffer("latent_scale", values[None, :, None], persistent=False)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         z = self.inner.encode(x)
-        return z / self.scale.to(z.dtype)
+        return z / self.latent_scale.to(z.dtype)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.inner.decode(z * self.scale.to(z.dtype))
+        return self.inner.decode(z * self.latent_scale.to(z.dtype))
 
 
 def scaled_from_config(config: dict, sample_rate: int, build_official: tp.Callable[[dict, int], Pretransform]) -> ScaledPretransform:

@@ -7,6 +7,7 @@ export at the end.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -57,7 +58,10 @@ def build_dataloader(dataset_config: dict, source: str, model_config: dict, batc
                      num_workers: int, shuffle: bool = True) -> torch.utils.data.DataLoader:
     if num_workers < 1:
         raise ConfigError("--num-workers must be at least 1 (the official dataloader uses persistent workers)")
-    resolved = resolve_dataset_config(dataset_config, source)
+    pre_encoded = bool(model_config.get("training", {}).get("pre_encoded", False))
+    resolved = resolve_dataset_config(dataset_config, source, pre_encoded)
+    if pre_encoded:
+        check_pre_encoded_data(resolved, source, model_config)
     try:
         metadata.configure(dataset_config.get("saga_sr"))
     except (TypeError, ValueError) as err:
@@ -69,12 +73,26 @@ def build_dataloader(dataset_config: dict, source: str, model_config: dict, batc
     )
     n = len(loader.dataset)
     if n == 0:
-        raise ConfigError(f"{source}: no audio files found under {[d['path'] for d in resolved['datasets']]}")
+        what = "pre-encoded clips (.npy)" if pre_encoded else "audio files"
+        raise ConfigError(f"{source}: no {what} found under {[d['path'] for d in resolved['datasets']]}")
     if loader.drop_last and n < batch_size:
         raise ConfigError(f"{source}: {n} clips is fewer than --batch-size {batch_size} with drop_last; "
                           "lower the batch size or set \"drop_last\": false")
     count_load_failures(loader.dataset)
     return loader
+
+
+def check_pre_encoded_data(dataset_config: dict, source: str, model_config: dict) -> None:
+    """The first clip's JSON must match the model's clip length: a mismatch fails here, not in the DiT."""
+    for entry in dataset_config["datasets"]:
+        first = next(Path(entry["path"]).rglob("*.json"), None)
+        if first is None:
+            continue
+        info = json.loads(first.read_text())
+        if info.get("sample_size") != model_config["sample_size"] or "rolloff_lr" not in info:
+            raise ConfigError(f"{source}: {first} was pre-encoded for sample_size {info.get('sample_size')}, the model "
+                              f"config has {model_config['sample_size']} (or it is not SAGA-SR data): pre-encode "
+                              "again with this model config")
 
 
 def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | None = None,
@@ -86,16 +104,33 @@ def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | Non
         copy_state_dict(model, read_weights(pretrained_ckpt_path))
     if remove_pretransform_weight_norm == "pre_load":
         remove_weight_norm_from_model(model.pretransform)
-    pretransform_ckpt_path = pretransform_ckpt_path or model_config["model"].get("pretransform", {}).get("pretransform_ckpt_path")
-    if pretransform_ckpt_path:
-        if not os.path.isfile(pretransform_ckpt_path):
-            raise ConfigError(f"pretransform checkpoint not found: {pretransform_ckpt_path}")
-        state = read_weights(pretransform_ckpt_path)
-        check_state_dict_fits(model.pretransform, state, pretransform_ckpt_path, f"{source} (model.pretransform)")
-        model.pretransform.load_state_dict(state)
+    load_pretransform_weights(model.pretransform, model_config, source, pretransform_ckpt_path)
     if remove_pretransform_weight_norm == "post_load":
         remove_weight_norm_from_model(model.pretransform)
     return model
+
+
+def load_pretransform_weights(pretransform: torch.nn.Module, model_config: dict, source: str,
+                              ckpt_path: str | None = None) -> None:
+    """VAE weights from ``ckpt_path`` or the config's ``pretransform_ckpt_path`` (if either is set), strictly."""
+    ckpt_path = ckpt_path or model_config["model"].get("pretransform", {}).get("pretransform_ckpt_path")
+    if not ckpt_path:
+        return
+    if not os.path.isfile(ckpt_path):
+        raise ConfigError(f"pretransform checkpoint not found: {ckpt_path}")
+    state = read_weights(ckpt_path)
+    check_state_dict_fits(pretransform, state, ckpt_path, f"{source} (model.pretransform)")
+    pretransform.load_state_dict(state)
+
+
+def build_pretransform(model_config: dict, source: str, ckpt_path: str | None = None) -> torch.nn.Module:
+    """Only the model's pretransform (the VAE), through the official factory: what pre-encoding needs."""
+    from stable_audio_tools.models.factory import create_pretransform_from_config
+
+    check_model_config(model_config, source)
+    pretransform = create_pretransform_from_config(model_config["model"]["pretransform"], model_config["sample_rate"])
+    load_pretransform_weights(pretransform, model_config, source, ckpt_path)
+    return pretransform
 
 
 def build_training_wrapper(model_config: dict, model: torch.nn.Module) -> pl.LightningModule:
