@@ -43,13 +43,13 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> tp.Iterator[Path]:
-    """Yield a temporary path beside ``target`` (same suffix, so writers infer the format);
-    move it over ``target`` when the block ends, delete it if the block fails."""
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> tp.Iterator[Path]:
+    """Yield a temporary path beside ``target`` (by default with its suffix, so writers infer
+    the format); move it over ``target`` when the block ends, delete it if the block fails."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)
-    tmp = target.with_name(f".{target.stem}.saga-tmp-{os.getpid()}{target.suffix}")
+    tmp = target.with_name(f".{target.stem}.saga-tmp-{os.getpid()}{target.suffix if suffix is None else suffix}")
     try:
         yield tmp
         os.replace(tmp, target)

@@ -8,6 +8,7 @@ files failed (each is named, and counted in the closing line), 2 nothing could r
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -75,7 +76,7 @@ def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
 
 def _upsample(args: argparse.Namespace) -> int:
     from .audio_io import read_audio, write_audio
-    from .inference import Upsampler
+    from .inference import Upsampler, UpsampleJob
     from .plots import save_spectrograms
     from .simulation import BadAudioError
 
@@ -93,26 +94,34 @@ def _upsample(args: argparse.Namespace) -> int:
             upsampler.captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
     settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
                                   guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
-                                  seed=args.seed, low_frequency_replacement=not args.no_lfr)
+                                  seed=args.seed, low_frequency_replacement=not args.no_lfr,
+                                  batch_size=args.batch_size)
     failures, skipped, done = [], [], 0
+    todo = []
     for path, target in pairs:
         if target.exists() and not args.overwrite:
             skipped.append(target)
             print(f"skipped {path}: {target} exists (--overwrite to replace it)", file=sys.stderr)
-            continue
+        else:
+            todo.append((path, target))
+    targets = {str(path): target for path, target in todo}
+    jobs = [UpsampleJob(str(path), functools.partial(read_audio, path), "" if args.no_caption else args.caption)
+            for path, _ in todo]
+    for job, result in upsampler.upsample_many(jobs, settings, progress=True):
+        path, target = Path(job.name), targets[job.name]
         try:
-            audio, sr = read_audio(path)
-            result = upsampler.upsample(audio, sr, caption="" if args.no_caption else args.caption,
-                                        settings=settings, progress=True, name=str(path))
+            if isinstance(result, Exception):
+                raise result
             write_audio(target, result.audio, result.sample_rate)
         except (BadAudioError, FileNotFoundError, OSError, RuntimeError) as err:
             failures.append(path)
             print(f"error: {err}", file=sys.stderr)
             continue
         done += 1
-        print(f"{path} ({sr} Hz, {audio.shape[0]} ch) -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
+        print(f"{path} -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
               f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
         if args.plot:
+            audio, sr = read_audio(path)
             png = save_spectrograms(target.with_suffix(".png"), [(f"input ({sr} Hz)", audio, sr),
                                                                  ("SAGA-SR (44.1 kHz)", result.audio, result.sample_rate)],
                                     title=path.name)
@@ -144,9 +153,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from .inference import Upsampler
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device)
-        settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff)
-        systems["saga-sr"] = lambda lowres, sr, cutoff, rel: upsampler.upsample(
-            lowres, sr, caption=args.caption, settings=settings, name=f"{rel} ({cutoff:.0f} Hz input)").audio
+        settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff,
+                                      batch_size=args.batch_size)
+        systems["saga-sr"] = upsampler.system(settings, caption=args.caption)
     report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
                       save_inputs=args.save_inputs)
     rows = report.rows
@@ -182,6 +191,39 @@ def _caption(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _pre_encode(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .atomic import write_text
+    from .configs import load_json
+    from .pre_encoding import PreEncoder, dataset_config, pre_encode
+    from .simulation import SimulationConfig
+    from .training import build_pretransform
+
+    model_config = load_json(args.model_config, "model config")
+    simulation = SimulationConfig()
+    if args.dataset_config:
+        block = load_json(args.dataset_config, "dataset config").get("saga_sr") or {}
+        simulation = SimulationConfig(**block)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    out = writable_folder(args.output_dir)
+    pretransform = build_pretransform(model_config, args.model_config, args.pretransform_ckpt_path)
+    encoder = PreEncoder(pretransform, model_config["sample_size"], args.versions, args.batch_size, device,
+                         args.seed, simulation)
+    report = pre_encode(args.folders, out, encoder, args.shard, args.report)
+    config_path = write_text(out / "dataset_config.json", json.dumps(dataset_config(out, args.folders), indent=2))
+    summary = report.to_json()
+    print(f"pre-encoded {report.clips} clip(s) of {report.files} file(s) in {report.seconds:.1f} s "
+          f"({summary['clips_per_second']} clips/s, {summary['bytes_per_clip'] / 1024:.1f} KiB per clip with "
+          f"K = {args.versions}); {report.already_done} already done, {len(report.skipped)} skipped")
+    print(f"dataset config: {config_path} (train with a model config whose training.pre_encoded is true)")
+    for skip in report.skipped:
+        print(f"  skipped: {skip['reason']}", file=sys.stderr)
+    return 1 if report.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga-sr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows (of one or several files) per sampler batch; bounds GPU memory (config default: 8)")
     p.set_defaults(func=_upsample)
 
     p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",
@@ -237,6 +281,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default="caption_report.json", help="JSON report: counts and every failure")
     p.set_defaults(func=_caption)
 
+    p = sub.add_parser("pre-encode", help="VAE latents of clips and K simulated low-res versions, once "
+                                          "(official pre_encoded layout; resumable, shardable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("folders", nargs="+", help="dataset folders (their captions.jsonl gives each clip's caption)")
+    p.add_argument("-o", "--output-dir", required=True)
+    p.add_argument("--model-config", required=True, help="the model config to train (its pretransform and sample_size)")
+    p.add_argument("--pretransform-ckpt-path", default=None, help="VAE weights (else the config's)")
+    p.add_argument("--dataset-config", default=None, help="take the simulation ranges from its \"saga_sr\" block")
+    p.add_argument("--versions", "-k", type=int, default=4, help="K simulated low-res versions per clip")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per encoder call")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="the degradations depend on (seed, file, clip) only")
+    p.add_argument("--shard", default="0/1", help="INDEX/COUNT: this process takes every COUNT-th file")
+    p.add_argument("--report", default=None, help="JSON report: counts, throughput, every skipped file")
+    p.set_defaults(func=_pre_encode)
+
     p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions) at simulated cutoffs",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
@@ -251,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
     p.add_argument("--no-baselines", action="store_true", help="skip the unprocessed and sinc baselines")
     p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows (of several files) per sampler batch (config default: 8)")
     p.add_argument("-o", "--output-dir", default="outputs/evaluate")
     p.set_defaults(func=_evaluate)
     return parser

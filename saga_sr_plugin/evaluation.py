@@ -85,51 +85,86 @@ class EvaluationReport:
         return len({r["file"] for r in self.rows})
 
 
-def score_file(path: Path, root: Path, systems: dict[str, System | str], cutoffs: tp.Sequence[float], seed: int,
-               baselines: bool, save_inputs: str | None) -> list[dict]:
-    rel = path.relative_to(root)
-    ref = load_reference(path)
-    rows = []
-    for cutoff in cutoffs:
-        lowres = simulate_input(ref, cutoff, seed, str(rel))
-        if save_inputs:
-            write_audio(Path(save_inputs) / str(int(cutoff)) / rel.with_suffix(".wav"), lowres, SAMPLE_RATE)
-        outputs: dict[str, torch.Tensor] = {}
-        if baselines:
-            outputs["unprocessed"] = lowres
-            outputs["sinc"] = sinc_baseline(lowres, cutoff)
-        for name, system in systems.items():
+Input = tuple[torch.Tensor, int, float, str]   # (low-res at 44.1 kHz, rate, cutoff, relative path)
+
+
+def _run_system(system: System | str | tp.Any, inputs: list[Input]) -> list[torch.Tensor | Exception]:
+    """Outputs of one system for many inputs; a failing input gives its exception, the others go on.
+
+    A system with a ``many(inputs)`` method gets all inputs at once (the model batches
+    windows across files); a callable gets one at a time; a string is a folder of outputs.
+    """
+    if hasattr(system, "many"):
+        return list(system.many(inputs))
+    outputs: list[torch.Tensor | Exception] = []
+    for lowres, sr, cutoff, rel in inputs:
+        try:
             if callable(system):
-                outputs[name] = system(lowres, SAMPLE_RATE, cutoff, str(rel))
+                outputs.append(system(lowres, sr, cutoff, rel))
             else:
-                out_path = Path(system) / str(int(cutoff)) / rel.with_suffix(".wav")
-                audio, sr = read_audio(out_path)
-                outputs[name] = AF.resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
-        for name, out in outputs.items():
-            if out.shape[0] != ref.shape[0]:
-                out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
-            rows.append({"file": str(rel), "category": category_of(path, root), "cutoff_hz": int(cutoff),
-                         "system": name, **all_lsd(out, ref, SAMPLE_RATE, cutoff)})
-    return rows
+                audio, rate = read_audio(Path(system) / str(int(cutoff)) / Path(rel).with_suffix(".wav"))
+                outputs.append(AF.resample(audio, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else audio)
+        except (BadAudioError, FileNotFoundError, ValueError, RuntimeError) as err:
+            outputs.append(err)
+    return outputs
 
 
 def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cutoffs: tp.Sequence[float] = (4000, 8000),
-             seed: int = 0, baselines: bool = True, save_inputs: str | None = None) -> EvaluationReport:
-    """Score every reference; a system is a callable or a folder of outputs named ``<cutoff>/<relative path>``
-    (e.g. ``4000/music/song.wav``). A file that fails (unreadable, silent, low-rate, a missing or bad
-    output) is skipped whole, named and counted; the others are scored."""
+             seed: int = 0, baselines: bool = True, save_inputs: str | None = None,
+             chunk_files: int = 16) -> EvaluationReport:
+    """Score every reference; a system is a callable, an object with ``many(inputs)``, or a folder of
+    outputs named ``<cutoff>/<relative path>`` (e.g. ``4000/music/song.wav``). References are taken
+    ``chunk_files`` at a time, so a batching system sees the inputs of several files together. A file
+    that fails (unreadable, silent, low-rate, a missing or bad output) is skipped whole, named and
+    counted; the others are scored."""
     root = Path(references)
     rows: list[dict] = []
     failed: list[str] = []
     files = list_references(root)
-    bar = tqdm(files, desc="evaluate", unit="file")
-    for path in bar:
-        try:
-            rows += score_file(path, root, systems, cutoffs, seed, baselines, save_inputs)
-        except (BadAudioError, FileNotFoundError, ValueError, RuntimeError) as err:
-            failed.append(f"{path}: {err}" if str(path) not in str(err) else str(err))
-            log.warning("skipped %s (%d skipped so far)", failed[-1], len(failed))
-            bar.set_postfix(skipped=len(failed))
+    bar = tqdm(total=len(files), desc="evaluate", unit="file")
+
+    def fail(path: Path, err: BaseException) -> None:
+        failed.append(str(err) if str(path) in str(err) else f"{path}: {err}")
+        log.warning("skipped %s (%d skipped so far)", failed[-1], len(failed))
+
+    for first in range(0, len(files), chunk_files):
+        prepared: dict[Path, tuple[torch.Tensor, dict[float, torch.Tensor]]] = {}
+        for path in files[first:first + chunk_files]:
+            rel = path.relative_to(root)
+            try:
+                ref = load_reference(path)
+                lows = {c: simulate_input(ref, c, seed, str(rel)) for c in cutoffs}
+            except (BadAudioError, FileNotFoundError, ValueError, RuntimeError) as err:
+                fail(path, err)
+                continue
+            prepared[path] = (ref, lows)
+            if save_inputs:
+                for c, lowres in lows.items():
+                    write_audio(Path(save_inputs) / str(int(c)) / rel.with_suffix(".wav"), lowres, SAMPLE_RATE)
+        keys = [(path, c) for path in prepared for c in cutoffs]
+        outputs: dict[tuple[Path, float], dict[str, torch.Tensor | Exception]] = {k: {} for k in keys}
+        if baselines:
+            for path, c in keys:
+                lowres = prepared[path][1][c]
+                outputs[(path, c)].update(unprocessed=lowres, sinc=sinc_baseline(lowres, c))
+        for name, system in systems.items():
+            inputs = [(prepared[p][1][c], SAMPLE_RATE, c, str(p.relative_to(root))) for p, c in keys]
+            for key, out in zip(keys, _run_system(system, inputs)):
+                outputs[key][name] = out
+        for path, (ref, _) in prepared.items():
+            errors = [o for c in cutoffs for o in outputs[(path, c)].values() if isinstance(o, Exception)]
+            if errors:
+                fail(path, errors[0])
+                continue
+            for c in cutoffs:
+                for name, out in outputs[(path, c)].items():
+                    if out.shape[0] != ref.shape[0]:
+                        out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
+                    rows.append({"file": str(path.relative_to(root)), "category": category_of(path, root),
+                                 "cutoff_hz": int(c), "system": name, **all_lsd(out, ref, SAMPLE_RATE, c)})
+        bar.update(len(files[first:first + chunk_files]))
+        bar.set_postfix(skipped=len(failed))
+    bar.close()
     if failed:
         log.warning("%d of %d reference file(s) skipped", len(failed), len(files))
     return EvaluationReport(rows, failed, len(files))

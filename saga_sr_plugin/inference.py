@@ -43,6 +43,7 @@ class UpsampleSettings:
     low_frequency_replacement: bool = True
     lfr_ratio_rule: str = "cutoff_magnitude"   # the authors' level match (postprocess.RATIO_RULES)
     max_added_band_db: float | None = 12.0     # generated band at most this far above the input's energy
+    batch_size: int = 8              # windows (of one or several inputs) per sampler batch
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class UpsampleSettings:
                              f"got {self.target_rolloff}")
         if not 0.0 <= self.overlap < 0.5:
             raise ValueError(f"overlap must be in [0, 0.5), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.lfr_ratio_rule not in RATIO_RULES:
             raise ValueError(f"lfr_ratio_rule must be one of {list(RATIO_RULES)}, got {self.lfr_ratio_rule!r}")
 
@@ -93,28 +96,74 @@ def window_starts(length: int, window: int, hop: int) -> list[int]:
     return starts + [length - window]
 
 
-def process_in_windows(audio: torch.Tensor, window: int, overlap: int,
-                       fn: tp.Callable[[torch.Tensor, int], torch.Tensor], progress: bool = False) -> torch.Tensor:
-    """Apply ``fn(window_audio, index)`` over overlapping windows and crossfade the results.
+class Crossfader:
+    """One input cut into overlapping windows, and the crossfaded output they are added back to.
 
-    Inputs shorter than a window are zero-padded and trimmed back. Only one window's
-    work is alive at a time, so memory beyond the output buffer does not grow with length.
+    Inputs shorter than a window are zero-padded and trimmed back. The output buffer
+    lives in host memory; windows may be added in any order.
     """
-    channels, length = audio.shape
-    padded = torch.nn.functional.pad(audio, (0, max(0, window - length)))
-    total = padded.shape[-1]
-    hop = window - overlap
-    starts = window_starts(total, window, hop)
-    out = torch.zeros(channels, total, dtype=torch.float64, device="cpu")  # output buffer: host memory
-    norm = torch.zeros(total, dtype=torch.float64, device="cpu")
-    for i, start in enumerate(tqdm(starts, desc="windows", unit="win", disable=not progress or len(starts) == 1)):
-        y = fn(padded[:, start:start + window], i)
+
+    def __init__(self, audio: torch.Tensor, window: int, overlap: int):
+        self.channels, self.length = audio.shape
+        self.padded = torch.nn.functional.pad(audio, (0, max(0, window - self.length)))
+        total = self.padded.shape[-1]
+        self.window = window
+        self.starts = window_starts(total, window, window - overlap)
+        self.out = torch.zeros(self.channels, total, dtype=torch.float64, device="cpu")
+        self.norm = torch.zeros(total, dtype=torch.float64, device="cpu")
+        self.added = 0
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def piece(self, i: int) -> torch.Tensor:
+        return self.padded[:, self.starts[i]:self.starts[i] + self.window]
+
+    def add(self, i: int, y: torch.Tensor) -> None:
+        start, starts, window = self.starts[i], self.starts, self.window
         fade_in = 0 if i == 0 else (starts[i - 1] + window - start)
         fade_out = 0 if i == len(starts) - 1 else (start + window - starts[i + 1])
         w = crossfade_weights(window, fade_in, fade_out)
-        out[:, start:start + window] += y.double().cpu() * w
-        norm[start:start + window] += w
-    return (out / norm.clamp(min=1e-12))[:, :length].float()
+        self.out[:, start:start + window] += y.double().cpu() * w
+        self.norm[start:start + window] += w
+        self.added += 1
+
+    @property
+    def complete(self) -> bool:
+        return self.added == len(self.starts)
+
+    def result(self) -> torch.Tensor:
+        return (self.out / self.norm.clamp(min=1e-12))[:, :self.length].float()
+
+
+def process_in_windows(audio: torch.Tensor, window: int, overlap: int,
+                       fn: tp.Callable[[torch.Tensor, int], torch.Tensor], progress: bool = False) -> torch.Tensor:
+    """Apply ``fn(window_audio, index)`` over overlapping windows, one at a time, and crossfade the results."""
+    fader = Crossfader(audio, window, overlap)
+    for i in tqdm(range(len(fader)), desc="windows", unit="win", disable=not progress or len(fader) == 1):
+        fader.add(i, fn(fader.piece(i), i))
+    return fader.result()
+
+
+@dataclasses.dataclass
+class UpsampleJob:
+    """One input for :meth:`Upsampler.upsample_many`; ``load()`` returns (audio, sample rate)."""
+
+    name: str
+    load: tp.Callable[[], tuple[torch.Tensor, int]]
+    caption: str | None = None
+
+
+@dataclasses.dataclass
+class _InFlight:
+    job: UpsampleJob
+    fader: Crossfader
+    channels: int
+    caption: str
+    rolloff: int
+    cutoff: int
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
 
 
 def prepare_input(audio: torch.Tensor, sample_rate: int, what: str = "input") -> torch.Tensor:
@@ -180,28 +229,31 @@ class Upsampler:
         return UpsampleSettings.from_config(self.model_config, **overrides)
 
     @torch.no_grad()
-    def generate_window(self, lowres: torch.Tensor, caption: str, settings: UpsampleSettings, index: int,
-                        progress: bool = False) -> torch.Tensor:
-        """One stereo window (2, sample_size) of low-res audio at 44.1 kHz -> generated audio.
+    def generate_windows(self, windows: tp.Sequence[torch.Tensor], captions: tp.Sequence[str],
+                         settings: UpsampleSettings, seeds: tp.Sequence[int], progress: bool = False) -> torch.Tensor:
+        """Stereo windows (2, sample_size) of low-res audio at 44.1 kHz -> generated (B, 2, sample_size).
 
-        f_l is the window's roll-off, as training computed it on each clip.
+        All windows go through each Euler step together (eq. 4: one forward of 3B items).
+        Window i's noise comes from ``seeds[i]`` alone, so a window's output does not
+        depend on which others share its batch. f_l is each window's roll-off, as
+        training computed it per clip.
         """
-        item = {self.text_id: caption, self.rolloff_input_id: rolloff_ratio(lowres.cpu()),
-                self.rolloff_target_id: settings.target_rolloff, self.lowres_id: lowres.to(self.device, self.dtype)}
-        cond = self.model.conditioner([item], self.device)
+        items = [{self.text_id: caption, self.rolloff_input_id: rolloff_ratio(w.cpu()),
+                  self.rolloff_target_id: settings.target_rolloff, self.lowres_id: w.to(self.device, self.dtype)}
+                 for w, caption in zip(windows, captions)]
+        cond = self.model.conditioner(items, self.device)
         inputs = self.model.get_conditioning_inputs(cond)
         inputs = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
         zl = inputs["input_concat_cond"]
         null = self.model.conditioner.conditioners[self.lowres_id].null_like(zl)
-        generator = torch.Generator(device="cpu").manual_seed(settings.seed + index)
-        noise = torch.randn(zl.shape, generator=generator, device="cpu").to(self.device, self.dtype)
-        with tqdm(total=settings.steps, desc=f"window {index + 1} steps", unit="step", leave=False,
+        noise = torch.cat([torch.randn((1, *zl.shape[1:]), generator=torch.Generator(device="cpu").manual_seed(seed),
+                                       device="cpu") for seed in seeds]).to(self.device, self.dtype)
+        with tqdm(total=settings.steps, desc=f"{len(windows)} window(s): steps", unit="step", leave=False,
                   disable=not progress) as bar:
             latent = sample_guided(self.model.model, noise, inputs, null, settings.steps, settings.guidance_acoustic,
                                    settings.guidance_text, settings.schedule_threshold,
                                    callback=lambda _: bar.update(1))
-        audio = self.model.pretransform.decode(latent.to(self.dtype))
-        return audio[0].float()
+        return self.model.pretransform.decode(latent.to(self.dtype)).float()
 
     def caption_for(self, audio: torch.Tensor, caption: str | None) -> str:
         if caption is not None:
@@ -216,41 +268,112 @@ class Upsampler:
         """(channels, samples) at any rate >= 4 kHz -> (channels, samples) at 44.1 kHz, same duration.
 
         ``caption=None`` asks the captioner (if any) and otherwise uses the text null ("").
-        ``name`` (e.g. the file) is what error messages call the input.
+        ``name`` (e.g. the file) is what error messages call the input. The input's windows
+        go through the sampler ``settings.batch_size`` at a time.
         """
-        settings = settings or self.settings()
-        x = prepare_input(audio, sample_rate, name).cpu()
-        channels = x.shape[0]
-        stereo = x.expand(2, -1) if channels == 1 else x
-        caption = self.caption_for(stereo, caption)
-        overlap = int(self.window * settings.overlap) // self.latent_ratio * self.latent_ratio
+        job = UpsampleJob(name, lambda: (audio, sample_rate), caption)
+        _, result = next(self.upsample_many([job], settings, progress))
+        if isinstance(result, Exception):
+            raise result
+        return result
 
+    def _admit(self, job: UpsampleJob, settings: UpsampleSettings) -> _InFlight:
+        audio, sample_rate = job.load()
+        x = prepare_input(audio, sample_rate, job.name).cpu()
+        stereo = x.expand(2, -1) if x.shape[0] == 1 else x
+        overlap = int(self.window * settings.overlap) // self.latent_ratio * self.latent_ratio
         # The LFR boundary: the whole input's 98.5 % roll-off bin (summed window by window, so
         # memory stays flat), never above the input's Nyquist (abrupt edges and the resampler's
         # transition band leak a little energy above it).
         spectrum = sum(summed_magnitude(stereo[:, s:s + self.window]) for s in range(0, stereo.shape[-1], self.window))
         nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / ROLLOFF_N_FFT))
         rolloff = rolloff_bin_of_spectrum(spectrum)
-        cutoff = min(rolloff, nyquist_bin)
-        ratios: list[float] = []
-        gains: list[float] = [0.0]
+        return _InFlight(job, Crossfader(stereo, self.window, overlap), x.shape[0],
+                         self.caption_for(stereo, job.caption), rolloff, min(rolloff, nyquist_bin))
 
-        def window_fn(lowres: torch.Tensor, index: int) -> torch.Tensor:
-            generated = self.generate_window(lowres, caption, settings, index, progress)
-            if not settings.low_frequency_replacement:
-                return generated
-            replaced = replace_low_frequencies(generated, lowres, cutoff_bin=cutoff, ratio_rule=settings.lfr_ratio_rule,
-                                               max_added_band_db=settings.max_added_band_db)
-            ratios.append(replaced.level_ratio)
-            gains.append(replaced.band_gain_db)
-            return replaced.audio
-
-        out = process_in_windows(stereo, self.window, overlap, window_fn, progress=progress)
-        ratio = sum(ratios) / len(ratios) if ratios else None
-        if channels == 1:
+    def _finish(self, state: _InFlight, settings: UpsampleSettings) -> UpsampleResult:
+        out = state.fader.result()
+        if state.channels == 1:
             out = out.mean(dim=0, keepdim=True)
-        if min(gains) < 0:
-            log.info("%s: the generated band was limited by up to %.1f dB (max_added_band_db %s)", name, min(gains),
-                     settings.max_added_band_db)
-        return UpsampleResult(out, SAMPLE_RATE, caption, rolloff / ROLLOFF_BINS, cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio,
-                              min(gains))
+        if min(state.gains) < 0:
+            log.info("%s: the generated band was limited by up to %.1f dB (max_added_band_db %s)", state.job.name,
+                     min(state.gains), settings.max_added_band_db)
+        ratio = sum(state.ratios) / len(state.ratios) if state.ratios else None
+        return UpsampleResult(out, SAMPLE_RATE, state.caption, state.rolloff / ROLLOFF_BINS,
+                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains))
+
+    def upsample_many(self, jobs: tp.Iterable[UpsampleJob], settings: UpsampleSettings | None = None,
+                      progress: bool = False) -> tp.Iterator[tuple[UpsampleJob, UpsampleResult | Exception]]:
+        """Upsample many inputs, windows of several inputs sharing each batch of ``settings.batch_size``.
+
+        Yields ``(job, result)`` in input order as each input completes; a job whose input
+        cannot be used yields its exception (``BadAudioError``, ``FileNotFoundError``,
+        ``OSError``) and the others go on. Inputs are loaded only when their windows are
+        needed, so memory holds about one batch of windows and the inputs they come from.
+        """
+        settings = settings or self.settings()
+        pending = iter(jobs)
+        queue: list[tuple[_InFlight, int]] = []
+        in_flight: list[_InFlight | tuple[UpsampleJob, Exception]] = []
+        exhausted = False
+        bar = tqdm(total=0, desc="windows", unit="win", disable=not progress)
+        while True:
+            while len(queue) < settings.batch_size and not exhausted:
+                job = next(pending, None)
+                if job is None:
+                    exhausted = True
+                    break
+                try:
+                    state = self._admit(job, settings)
+                except (BadAudioError, FileNotFoundError, OSError) as err:
+                    in_flight.append((job, err))
+                    continue
+                in_flight.append(state)
+                queue += [(state, i) for i in range(len(state.fader))]
+                bar.total += len(state.fader)
+                bar.refresh()
+            batch, queue = queue[:settings.batch_size], queue[settings.batch_size:]
+            if batch:
+                generated = self.generate_windows([st.fader.piece(i) for st, i in batch], [st.caption for st, _ in batch],
+                                                  settings, [settings.seed + i for _, i in batch], progress)
+                for (state, i), y in zip(batch, generated):
+                    if settings.low_frequency_replacement:
+                        replaced = replace_low_frequencies(y, state.fader.piece(i), cutoff_bin=state.cutoff,
+                                                           ratio_rule=settings.lfr_ratio_rule,
+                                                           max_added_band_db=settings.max_added_band_db)
+                        state.ratios.append(replaced.level_ratio)
+                        state.gains.append(replaced.band_gain_db)
+                        y = replaced.audio
+                    state.fader.add(i, y)
+                bar.update(len(batch))
+            while in_flight and (isinstance(in_flight[0], tuple) or in_flight[0].fader.complete):
+                done = in_flight.pop(0)
+                yield done if isinstance(done, tuple) else (done.job, self._finish(done, settings))
+            if exhausted and not queue and not in_flight:
+                break
+        bar.close()
+
+    def system(self, settings: UpsampleSettings | None = None, caption: str | None = "") -> "UpsamplerSystem":
+        """This model as an evaluation system: ``many(inputs)`` batches windows across inputs."""
+        return UpsamplerSystem(self, settings or self.settings(), caption)
+
+
+@dataclasses.dataclass
+class UpsamplerSystem:
+    """``evaluation.evaluate``'s batched-system protocol over :meth:`Upsampler.upsample_many`."""
+
+    upsampler: Upsampler
+    settings: UpsampleSettings
+    caption: str | None = ""
+
+    def many(self, inputs: tp.Sequence[tuple[torch.Tensor, int, float, str]]) -> list[torch.Tensor | Exception]:
+        jobs = [UpsampleJob(f"{rel} ({cutoff:.0f} Hz input)", (lambda a=audio, r=rate: (a, r)), self.caption)
+                for audio, rate, cutoff, rel in inputs]
+        return [r if isinstance(r, Exception) else r.audio for _, r in self.upsampler.upsample_many(jobs, self.settings)]
+
+    def __call__(self, lowres: torch.Tensor, sample_rate: int, cutoff: float, rel: str) -> torch.Tensor:
+        out = self.many([(lowres, sample_rate, cutoff, rel)])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+

@@ -202,3 +202,30 @@ def test_compressed_formats_are_read(tmp_path, suffix, rate):
     sf.write(tmp_path / f"in{suffix}", np.stack([x, x], axis=1), rate)
     audio, sr = read_audio(tmp_path / f"in{suffix}")
     assert sr == rate and audio.shape[0] == 2 and abs(audio.shape[1] - rate) < 0.1 * rate
+
+
+# ---------------------------------------------------------------- batched windows
+def test_batched_windows_equal_one_at_a_time(upsampler):
+    """A 2 s input is ~12 windows of the test model: batches of 5 (and of all) give the sequential output."""
+    x = 0.3 * torch.randn(2, 32000, generator=torch.Generator().manual_seed(3))
+    outputs = [upsampler.upsample(x, 16000, caption="a tone", settings=upsampler.settings(steps=3, batch_size=b)).audio
+               for b in (1, 5, 64)]
+    assert outputs[0].shape == (2, 88200)
+    for other in outputs[1:]:
+        assert torch.allclose(other, outputs[0], atol=1e-5), (other - outputs[0]).abs().max()
+
+
+def test_windows_of_several_inputs_share_batches_without_changing_any_output(upsampler):
+    from saga_sr_plugin.inference import UpsampleJob
+
+    g = torch.Generator().manual_seed(4)
+    inputs = [(0.3 * torch.randn(2, n, generator=g), rate) for n, rate in ((8000, 16000), (30000, 22050), (3000, 8000))]
+    alone = [upsampler.upsample(a, r, caption="", settings=upsampler.settings(steps=3, batch_size=1)).audio
+             for a, r in inputs]
+    bad = UpsampleJob("silent", lambda: (torch.zeros(2, 8000), 16000), "")
+    jobs = [UpsampleJob(f"in{i}", (lambda a=a, r=r: (a, r)), "") for i, (a, r) in enumerate(inputs)]
+    results = list(upsampler.upsample_many([jobs[0], bad, jobs[1], jobs[2]], upsampler.settings(steps=3, batch_size=4)))
+    assert [job.name for job, _ in results] == ["in0", "silent", "in1", "in2"]
+    assert isinstance(results[1][1], BadAudioError) and "silent" in str(results[1][1])
+    for expected, (_, result) in zip(alone, [results[0], results[2], results[3]]):
+        assert torch.allclose(result.audio, expected, atol=1e-5)
