@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-time", default=None, help="stop after this wall time, DD:HH:MM:SS (Lightning max_time)")
     p.add_argument("--gradient-clip-val", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--logger", default="none", choices=["none", "wandb"])
+    p.add_argument("--logger", default="none", choices=["none", "wandb", "csv"],
+                   help="wandb (offline: WANDB_MODE=offline), or Lightning's CSVLogger (SAVE_DIR/NAME/csv/metrics.csv)")
     p.add_argument("--demo-dir", default=None,
                    help="folder of high-res clips for SR demos and validation LSD (demo default: the demo's val split)")
     p.add_argument("--demo-every", type=int, default=250, help="SR demo / validation LSD interval in steps (0: off)")
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         logger = WandbLogger(project=args.project, name=args.name, save_dir=str(run_dir))
         logger.experiment.config.update({"model_config": model_config, "dataset_config": dataset_config,
                                          "args": vars(args)}, allow_val_change=True)
+    elif args.logger == "csv":
+        from pytorch_lightning.loggers import CSVLogger
+        logger = CSVLogger(str(run_dir), name="csv", version="")
 
     max_steps = args.max_steps if args.max_steps is not None else model_config["training"].get("max_steps", -1)
     callbacks = [

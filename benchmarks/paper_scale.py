@@ -19,8 +19,8 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 import traceback
+import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import saga_sr_plugin  # noqa: E402,F401
-from run import device, sync, training_step_stats  # noqa: E402
+from run import describe_comparison, time_inference, training_comparison, training_step_stats  # noqa: E402
 
 T5_BASE = dict(d_model=768, num_layers=12, num_heads=12, d_kv=64, d_ff=3072)
 T5_SMOKE = dict(d_model=768, num_layers=1, num_heads=4, d_kv=16, d_ff=256)
@@ -59,24 +59,6 @@ def report_failure(what: str, err: BaseException) -> None:
     print(f"[{what}] ERROR {type(err).__name__}: {err}\n    at {where}", flush=True)
 
 
-def upsample_stats(config: dict, dtype: str, seconds: float, steps: int) -> tuple[float, int]:
-    from stable_audio_tools.models.factory import create_model_from_config
-    from saga_sr_plugin.inference import Upsampler
-
-    torch.manual_seed(0)
-    model = create_model_from_config(config).to(getattr(torch, dtype))
-    upsampler = Upsampler(model, config, device=device(), dtype=getattr(torch, dtype))
-    audio = 0.3 * torch.randn(2, int(seconds * 16000))
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    sync()
-    start = time.perf_counter()
-    upsampler.upsample(audio, 16000, caption="a piano", settings=upsampler.settings(steps=steps))
-    sync()
-    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
-    return (time.perf_counter() - start) / seconds, peak
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--depth", type=int, default=24)
@@ -84,44 +66,64 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--train-steps", type=int, default=5, help="timed steps per precision (after 2 warm-up steps)")
     p.add_argument("--precisions", nargs="+", default=["32", "16-mixed", "bf16-mixed"])
+    p.add_argument("--compare-precision", default="bf16-mixed",
+                   help="precision of the on-the-fly vs pre-encoded vs bare-DiT comparison ('none' to skip)")
     p.add_argument("--upsample-dtypes", nargs="+", default=["bfloat16"])
-    p.add_argument("--upsample-seconds", type=float, default=10.0)
+    p.add_argument("--upsample-seconds", type=float, nargs="+", default=[10.0, 60.0])
+    p.add_argument("--window-batches", type=int, nargs="+", default=[1, 8], help="windows per sampler batch")
     p.add_argument("--upsample-steps", type=int, default=100)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (depth 1, 16384 samples, batch 1, 1-layer T5)")
     args = p.parse_args(argv)
     t5 = T5_BASE
     if args.smoke:
         args.depth, args.sample_size, args.batch_size, args.train_steps = 1, 16384, 1, 1
-        args.upsample_seconds, args.upsample_steps, t5 = 0.5, 2, T5_SMOKE
+        args.upsample_seconds, args.upsample_steps, args.window_batches, t5 = [0.5], 2, [1, 2], T5_SMOKE
 
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"device: {name}; torch {torch.__version__}; paper config, DiT depth {args.depth}, "
           f"{args.sample_size} samples, batch {args.batch_size}; random weights", flush=True)
     failures = 0
+
+    def attempt(what: str, fn: tp.Callable[[], str]) -> None:
+        nonlocal failures
+        try:
+            print(f"[{what}] {fn()}", flush=True)
+        except Exception as err:  # noqa: BLE001  (report and go on: every case is checked)
+            failures += 1
+            report_failure(what, err)
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     with tempfile.TemporaryDirectory() as tmp:
         config = paper_config(Path(tmp), args.depth, args.sample_size, t5)
+
+        def step(precision: str, cfg: dict = config, pre_encoded: bool = False) -> tuple[float, int]:
+            return training_step_stats(cfg, args.batch_size, args.train_steps, warmup=2, precision=precision,
+                                       pre_encoded=pre_encoded)
+
         for precision in args.precisions:
-            try:
-                step, peak = training_step_stats(config, args.batch_size, args.train_steps, warmup=2,
-                                                 precision=precision)
-                print(f"[train {precision}] {step * 1000:.0f} ms/step (median of {args.train_steps}), "
-                      f"peak {gib(peak)}", flush=True)
-            except Exception as err:  # noqa: BLE001  (report and go on: every precision is checked)
-                failures += 1
-                report_failure(f"train {precision}", err)
-            finally:
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+            attempt(f"train {precision}", lambda precision=precision: _describe(step(precision), args.train_steps))
+        if args.compare_precision != "none":
+            def compare() -> str:
+                results = training_comparison(config, args.batch_size, args.train_steps, args.compare_precision, 2)
+                return "\n    ".join(["steps compared:", *describe_comparison(results)])
+
+            attempt(f"train {args.compare_precision}", compare)
         for dtype in args.upsample_dtypes:
-            try:
-                rtf, peak = upsample_stats(config, dtype, args.upsample_seconds, args.upsample_steps)
-                print(f"[upsample {dtype}] {args.upsample_seconds:g} s stereo input, {args.upsample_steps} steps: "
-                      f"RTF {rtf:.3f}, peak {gib(peak)}", flush=True)
-            except Exception as err:  # noqa: BLE001
-                failures += 1
-                report_failure(f"upsample {dtype}", err)
+            for seconds in args.upsample_seconds:
+                for batch in args.window_batches:
+                    def upsample(dtype: str = dtype, seconds: float = seconds, batch: int = batch) -> str:
+                        rtf, peak = time_inference(config, seconds, args.upsample_steps, batch, getattr(torch, dtype))
+                        return f"{args.upsample_steps} steps: RTF {rtf:.3f}, peak {gib(peak)}"
+
+                    attempt(f"upsample {dtype} {seconds:g} s, {batch} window(s) per batch", upsample)
     print(f"{failures} failure(s)")
     return 1 if failures else 0
+
+
+def _describe(stats: tuple[float, int], steps: int) -> str:
+    return f"{stats[0] * 1000:.0f} ms/step (median of {steps}), peak {gib(stats[1])}"
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@
     .venv/bin/python benchmarks/run.py            # a few minutes on a 2-core CPU
     .venv/bin/python benchmarks/run.py --quick    # fewer repetitions
 
-1. training step: SAGA-SR conditioning vs the same DiT through the bare official
-   wrapper (no conditioning), both built by the official factories, timed inside a
-   Lightning fit on one repeated batch;
+1. training step: SAGA-SR on the fly vs pre-encoded (the official ``pre_encoded`` switch)
+   vs the same DiT through the bare official wrapper (no conditioning), all built by the
+   official factories, timed inside a Lightning fit on one repeated batch;
 2. guidance: eq. 4 as one batched forward of 3B items vs three sequential forwards;
 3. data: low-res simulation + both roll-offs per 5.94 s stereo clip (per filter type);
-4. inference: real-time factor of the demo model at 100 steps, and peak memory
-   (max RSS of a fresh process) for 10 s vs 60 s inputs;
+4. inference: real-time factor of the demo model at 100 steps; 10 s and 60 s inputs with
+   windows one at a time vs 8 per batch; peak memory (max RSS of a fresh process) for both;
 5. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost).
 Uses the CUDA device when there is one.
 """
@@ -75,19 +75,31 @@ def time_training(config: dict, batch_size: int, steps: int, warmup: int = 3) ->
 
 
 def training_step_stats(config: dict, batch_size: int, steps: int, warmup: int = 3,
-                        precision: str = "32") -> tuple[float, int]:
-    """(median seconds per optimizer step, peak GPU bytes or 0 on CPU) of a Lightning fit on one repeated batch."""
+                        precision: str = "32", pre_encoded: bool = False) -> tuple[float, int]:
+    """(median seconds per optimizer step, peak GPU bytes or 0 on CPU) of a Lightning fit on one repeated batch.
+
+    ``pre_encoded``: the official ``training.pre_encoded`` switch, fed what ``saga-sr pre-encode``
+    writes (z_h as the batch, z_l in the metadata), encoded once before timing.
+    """
     import pytorch_lightning as pl
     from stable_audio_tools.models.factory import create_model_from_config
     from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
     torch.manual_seed(0)
-    wrapper = create_training_wrapper_from_config(config, create_model_from_config(config))
+    if pre_encoded:
+        config = copy.deepcopy(config)
+        config["training"]["pre_encoded"] = True
+    model = create_model_from_config(config)
+    wrapper = create_training_wrapper_from_config(config, model)
     n = config["sample_size"]
-    reals = 0.3 * torch.randn(batch_size, 2, n)
+    reals, lowres = 0.3 * torch.randn(batch_size, 2, n), 0.3 * torch.randn(batch_size, 2, n)
+    mask = torch.ones(n, dtype=torch.bool)
+    if pre_encoded:
+        with torch.no_grad():
+            reals, lowres = model.pretransform.encode(reals), model.pretransform.encode(lowres)
+        mask = torch.ones(reals.shape[-1], dtype=torch.bool)
     metadata = [{"prompt": "a bright sawtooth synth note", "rolloff_lr": 0.2, "rolloff_hr": 0.9,
-                 "lr_audio": 0.3 * torch.randn(2, n), "padding_mask": [torch.ones(n, dtype=torch.bool)]}
-                for _ in range(batch_size)]
+                 "lr_audio": lowres[i], "padding_mask": [mask]} for i in range(batch_size)]
     loader = torch.utils.data.DataLoader([(reals, metadata)] * (steps + warmup), batch_size=None,
                                          collate_fn=lambda b: b)
     times: list[float] = []
@@ -109,6 +121,30 @@ def training_step_stats(config: dict, batch_size: int, steps: int, warmup: int =
     trainer.fit(wrapper, loader)
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
     return float(np.median(times[warmup:])), peak
+
+
+COMPARISON = (  # (name, SAGA-SR conditioning?, pre-encoded?)
+    ("bare DiT only (no conditioning, pre-encoded: DiT forward + backward + AdamW + EMA)", False, True),
+    ("bare DiT + VAE encode of the batch (no conditioning, audio in)", False, False),
+    ("SAGA-SR on the fly (VAE encodes z_h and z_l, T5)", True, False),
+    ("SAGA-SR pre-encoded (saga-sr pre-encode data; T5 only)", True, True),
+)
+
+
+def training_comparison(config: dict, batch_size: int, steps: int, precision: str = "32",
+                        warmup: int = 3) -> list[tuple[str, float, int]]:
+    """The four training steps of COMPARISON, measured one after another in this process."""
+    out = []
+    for name, saga, pre_encoded in COMPARISON:
+        cfg = config if saga else bare_config(config)
+        out.append((name, *training_step_stats(cfg, batch_size, steps, warmup, precision, pre_encoded)))
+    return out
+
+
+def describe_comparison(results: list[tuple[str, float, int]]) -> list[str]:
+    base = results[0][1]
+    return [f"{name}: {t * 1000:.1f} ms/step, {t / base:.2f}x the bare DiT step"
+            + (f", peak {peak / 2**30:.1f} GiB" if peak else "") for name, t, peak in results]
 
 
 def time_guidance(config: dict, steps: int) -> tuple[float, float]:
@@ -165,27 +201,36 @@ config = json.load(open({config!r}))
 up = Upsampler(create_model_from_config(config), config, device={device!r})
 x = 0.3 * torch.randn(2, int({seconds} * 16000))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-up.upsample(x, 16000, caption="", settings=up.settings(steps={steps}))
+up.upsample(x, 16000, caption="", settings=up.settings(steps={steps}, batch_size={batch_size}))
 print(json.dumps({{"before_mb": before / 1024, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
-def peak_memory(config_path: str, seconds: float, steps: int) -> dict:
-    code = MEMORY_SNIPPET.format(root=str(ROOT), config=config_path, device=device(), seconds=seconds, steps=steps)
+def peak_memory(config_path: str, seconds: float, steps: int, batch_size: int = 1) -> dict:
+    """Max RSS of a fresh process before and after one upsampling (CPU memory; the output buffer included)."""
+    code = MEMORY_SNIPPET.format(root=str(ROOT), config=config_path, device=device(), seconds=seconds, steps=steps,
+                                 batch_size=batch_size)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def time_inference(config: dict, seconds: float, steps: int) -> float:
+def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1,
+                   dtype: torch.dtype = torch.float32) -> tuple[float, int]:
+    """(real-time factor, peak GPU bytes or 0) of one upsampling with windows ``batch_size`` at a time."""
     from stable_audio_tools.models.factory import create_model_from_config
     from saga_sr_plugin.inference import Upsampler
 
-    up = Upsampler(create_model_from_config(config), config, device=device())
+    torch.manual_seed(0)
+    up = Upsampler(create_model_from_config(config).to(dtype), config, device=device(), dtype=dtype)
     x = 0.3 * torch.randn(2, int(seconds * 16000))
-    start = time.perf_counter()
-    up.upsample(x, 16000, caption="", settings=up.settings(steps=steps))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     sync()
-    return (time.perf_counter() - start) / seconds
+    start = time.perf_counter()
+    up.upsample(x, 16000, caption="", settings=up.settings(steps=steps, batch_size=batch_size))
+    sync()
+    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    return (time.perf_counter() - start) / seconds, peak
 
 
 def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
@@ -214,10 +259,10 @@ def main() -> None:
         config_path = tmp / "demo.json"
         config_path.write_text(json.dumps(config))
 
-        saga = time_training(config, 4, reps)
-        bare = time_training(bare_config(config), 4, reps)
-        print(f"\n[train] demo DiT, batch 4 x {config['sample_size']} samples: SAGA-SR conditioning "
-              f"{saga * 1000:.1f} ms/step, bare official wrapper {bare * 1000:.1f} ms/step, ratio {saga / bare:.2f}x")
+        steps = training_comparison(config, 4, reps)
+        print(f"\n[train] demo DiT, batch 4 x {config['sample_size']} samples:")
+        for line in describe_comparison(steps):
+            print(f"[train] {line}")
 
         batched, sequential = time_guidance(config, reps * 4)
         print(f"[guidance] one {3}-item forward {batched * 1000:.2f} ms/step vs three forwards "
@@ -228,14 +273,21 @@ def main() -> None:
               + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sim.items())
               + f"; mean {np.mean(list(sim.values())) * 1000:.0f} ms")
 
-        rtf = time_inference(config, 10.0, 100)
+        rtf = time_inference(config, 10.0, 100)[0]
         print(f"[inference] demo model, 100 steps, 10 s stereo input: real-time factor {rtf:.2f} "
               f"(processing seconds per audio second)")
-        m10, m60 = peak_memory(str(config_path), 10, 5), peak_memory(str(config_path), 60, 5)
-        print(f"[memory] peak RSS 10 s input {m10['peak_mb']:.0f} MB (model loaded: {m10['before_mb']:.0f} MB), "
-              f"60 s input {m60['peak_mb']:.0f} MB (model loaded: {m60['before_mb']:.0f} MB); "
-              f"growth beyond the model: {(m10['peak_mb'] - m10['before_mb']):.0f} MB vs "
-              f"{(m60['peak_mb'] - m60['before_mb']):.0f} MB")
+        steps = 10 if args.quick else 25
+        for seconds in (10.0, 60.0):
+            one = time_inference(config, seconds, steps, batch_size=1)[0]
+            batched = time_inference(config, seconds, steps, batch_size=8)[0]
+            print(f"[windows] {seconds:.0f} s input, {steps} steps: RTF one window at a time {one:.3f}, "
+                  f"8 windows per batch {batched:.3f} (per-window cost ratio batched/one {batched / one:.2f})")
+        for batch_size in (1, 8):
+            m10 = peak_memory(str(config_path), 10, 5, batch_size)
+            m60 = peak_memory(str(config_path), 60, 5, batch_size)
+            print(f"[memory] batch {batch_size}: peak RSS 10 s input {m10['peak_mb']:.0f} MB, 60 s input "
+                  f"{m60['peak_mb']:.0f} MB (model loaded: {m10['before_mb']:.0f} MB); growth beyond the model: "
+                  f"{(m10['peak_mb'] - m10['before_mb']):.0f} MB vs {(m60['peak_mb'] - m60['before_mb']):.0f} MB")
 
         cps = time_captioning(tmp, 8 if args.quick else 16, 4)
         print(f"[caption] tiny random Qwen2-Audio, 6 s clips, batch 4, 16 new tokens: {cps:.2f} captions/s")

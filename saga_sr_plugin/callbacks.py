@@ -53,10 +53,11 @@ class SRExample(tp.NamedTuple):
 
 
 def run_sr_examples(upsampler: Upsampler, references: tp.Sequence[tuple[str, torch.Tensor, str]],
-                    cutoffs: tp.Sequence[float], steps: int | None = None, seed: int = 0) -> list[SRExample]:
+                    cutoffs: tp.Sequence[float], steps: int | None = None, seed: int = 0,
+                    **settings_overrides: tp.Any) -> list[SRExample]:
     """Upsample each (name, reference, caption) simulated at each cutoff."""
     examples = []
-    settings = upsampler.settings(steps=steps, seed=seed)
+    settings = upsampler.settings(steps=steps, seed=seed, **settings_overrides)
     for name, ref, caption in references:
         for cutoff in cutoffs:
             lowres = simulate_input(ref, cutoff, seed=seed, name=name)
@@ -68,7 +69,7 @@ def run_sr_examples(upsampler: Upsampler, references: tp.Sequence[tuple[str, tor
 def load_examples(folder: str, count: int, captions: dict[str, str] | None = None) -> list[tuple[str, torch.Tensor, str]]:
     files = list_references(folder)[:count]
     captions = captions or {}
-    return [(f.name, load_reference(f), captions.get(f.name, "")) for f in files]
+    return [(f.name, load_reference(f), captions.get(f.relative_to(folder).as_posix(), "")) for f in files]
 
 
 def write_examples(examples: tp.Sequence[SRExample], out_dir: str | Path) -> Path:

@@ -95,7 +95,7 @@ def _upsample(args: argparse.Namespace) -> int:
     settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
                                   guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
                                   seed=args.seed, low_frequency_replacement=not args.no_lfr,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
     failures, skipped, done = [], [], 0
     todo = []
     for path, target in pairs:
@@ -154,8 +154,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device)
         settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff,
-                                      batch_size=args.batch_size)
-        systems["saga-sr"] = upsampler.system(settings, caption=args.caption)
+                                      batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
+        from .sidecar import captions_under
+
+        # each reference's caption from the captions.jsonl files under the folder, unless --caption is given
+        captions = {} if args.caption is not None else captions_under(args.references)
+        systems["saga-sr"] = upsampler.system(settings, caption=args.caption or "", captions=captions)
     report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
                       save_inputs=args.save_inputs)
     rows = report.rows
@@ -253,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--caption-model", default=None, help="Qwen2-Audio hub name or folder (config default)")
     p.add_argument("--caption-dtype", default="auto")
     p.add_argument("--no-lfr", action="store_true", help="skip the low-frequency replacement")
+    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
+                        "its content ends (config default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
@@ -306,11 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--target-rolloff", type=float, default=None)
-    p.add_argument("--caption", default="", help="caption for every input (default: the text null)")
+    p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
+                                                  "from captions.jsonl under the folder, else the text null)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
     p.add_argument("--no-baselines", action="store_true", help="skip the unprocessed and sinc baselines")
     p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
+    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
+                        "its content ends (config default)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows (of several files) per sampler batch (config default: 8)")
     p.add_argument("-o", "--output-dir", default="outputs/evaluate")

@@ -9,6 +9,7 @@ randomly initialised T5 encoder with a word-level tokenizer, saved with
 from __future__ import annotations
 
 import json
+import typing as tp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def latent_channel_std(folder: str | Path, pretransform_config: dict, floor: flo
     pretransform = create_pretransform_from_config(pretransform_config, SAMPLE_RATE)
     sums = None
     count = 0
-    for path in sorted(Path(folder).glob("*.wav")):
+    for path in sorted(Path(folder).rglob("*.wav")):
         audio, _ = sf.read(path, dtype="float32", always_2d=True)
         audio = audio[: len(audio) // pretransform.downsampling_ratio * pretransform.downsampling_ratio]
         with torch.no_grad():
@@ -142,7 +143,7 @@ def write_split(folder: Path, count: int, rng: np.random.Generator, seconds: flo
 
 
 def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0, num_layers: int = 2, num_heads: int = 4,
-                 d_kv: int = 16, d_ff: int | None = None) -> Path:
+                 d_kv: int = 16, d_ff: int | None = None, words: tp.Sequence[str] = WORDS) -> Path:
     """A random T5 encoder (2 small layers by default) + word-level tokenizer over the demo captions' words.
 
     ``save_tiny_t5(f, d_model=768, num_layers=12, num_heads=12, d_kv=64, d_ff=3072)`` is a
@@ -153,7 +154,7 @@ def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0, num_layers: int
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in WORDS:
+    for word in words:
         vocab.setdefault(word, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import typing as tp
+from pathlib import Path
 
 import torch
 import torchaudio.functional as AF
@@ -23,10 +24,11 @@ from .configs import check_saga_sr_block
 from .postprocess import RATIO_RULES, replace_low_frequencies
 from .sampling import sample_guided
 from .simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, as_channels_first,
-                         rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
+                         content_edge_bin, rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
 from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
 
 log = logging.getLogger("saga_sr.inference")
+LFR_BOUNDARIES = ("rolloff", "content")
 SILENCE_PEAK = 1e-5
 
 
@@ -42,6 +44,7 @@ class UpsampleSettings:
     overlap: float = 0.125           # fraction of a window shared with the next one
     low_frequency_replacement: bool = True
     lfr_ratio_rule: str = "cutoff_magnitude"   # the authors' level match (postprocess.RATIO_RULES)
+    lfr_boundary: str = "rolloff"    # "rolloff": the input's 98.5 % roll-off (authors); "content": where it ends
     max_added_band_db: float | None = 12.0     # generated band at most this far above the input's energy
     batch_size: int = 8              # windows (of one or several inputs) per sampler batch
     seed: int = 0
@@ -56,6 +59,8 @@ class UpsampleSettings:
             raise ValueError(f"overlap must be in [0, 0.5), got {self.overlap}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lfr_boundary not in LFR_BOUNDARIES:
+            raise ValueError(f"lfr_boundary must be one of {list(LFR_BOUNDARIES)}, got {self.lfr_boundary!r}")
         if self.lfr_ratio_rule not in RATIO_RULES:
             raise ValueError(f"lfr_ratio_rule must be one of {list(RATIO_RULES)}, got {self.lfr_ratio_rule!r}")
 
@@ -288,8 +293,9 @@ class Upsampler:
         spectrum = sum(summed_magnitude(stereo[:, s:s + self.window]) for s in range(0, stereo.shape[-1], self.window))
         nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / ROLLOFF_N_FFT))
         rolloff = rolloff_bin_of_spectrum(spectrum)
+        boundary = rolloff if settings.lfr_boundary == "rolloff" else max(rolloff, content_edge_bin(spectrum))
         return _InFlight(job, Crossfader(stereo, self.window, overlap), x.shape[0],
-                         self.caption_for(stereo, job.caption), rolloff, min(rolloff, nyquist_bin))
+                         self.caption_for(stereo, job.caption), rolloff, min(boundary, nyquist_bin))
 
     def _finish(self, state: _InFlight, settings: UpsampleSettings) -> UpsampleResult:
         out = state.fader.result()
@@ -353,9 +359,13 @@ class Upsampler:
                 break
         bar.close()
 
-    def system(self, settings: UpsampleSettings | None = None, caption: str | None = "") -> "UpsamplerSystem":
-        """This model as an evaluation system: ``many(inputs)`` batches windows across inputs."""
-        return UpsamplerSystem(self, settings or self.settings(), caption)
+    def system(self, settings: UpsampleSettings | None = None, caption: str | None = "",
+               captions: dict[str, str] | None = None) -> "UpsamplerSystem":
+        """This model as an evaluation system: ``many(inputs)`` batches windows across inputs.
+
+        Each input's caption is ``captions[relative path]`` when given, else ``caption``
+        (``None``: the captioner, if any)."""
+        return UpsamplerSystem(self, settings or self.settings(), caption, captions or {})
 
 
 @dataclasses.dataclass
@@ -365,9 +375,11 @@ class UpsamplerSystem:
     upsampler: Upsampler
     settings: UpsampleSettings
     caption: str | None = ""
+    captions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def many(self, inputs: tp.Sequence[tuple[torch.Tensor, int, float, str]]) -> list[torch.Tensor | Exception]:
-        jobs = [UpsampleJob(f"{rel} ({cutoff:.0f} Hz input)", (lambda a=audio, r=rate: (a, r)), self.caption)
+        jobs = [UpsampleJob(f"{rel} ({cutoff:.0f} Hz input)", (lambda a=audio, r=rate: (a, r)),
+                            self.captions.get(Path(rel).as_posix(), self.caption))
                 for audio, rate, cutoff, rel in inputs]
         return [r if isinstance(r, Exception) else r.audio for _, r in self.upsampler.upsample_many(jobs, self.settings)]
 

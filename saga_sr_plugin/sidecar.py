@@ -55,3 +55,13 @@ def write_sidecar(path: str | os.PathLike, entries: dict[str, dict]) -> None:
             f.write(json.dumps({**entries[key], "path": key}, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def captions_under(root: str | os.PathLike) -> dict[str, str]:
+    """Captions of every ``captions.jsonl`` at or below ``root``, keyed by path relative to ``root``."""
+    root = Path(root)
+    out: dict[str, str] = {}
+    for sidecar in sorted(root.rglob(SIDECAR_NAME)):
+        for rel, caption in read_captions(sidecar.parent).items():
+            out[(sidecar.parent / rel).relative_to(root).as_posix()] = caption
+    return out

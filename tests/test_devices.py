@@ -174,4 +174,5 @@ def test_paper_scale_benchmark_runs_the_paper_config_in_bf16_mixed(capsys):
     code = paper_scale.main(["--smoke", "--precisions", "bf16-mixed", "--upsample-dtypes", "bfloat16"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "[train bf16-mixed]" in out and "ms/step" in out and "[upsample bfloat16]" in out and "RTF" in out
+    assert "[train bf16-mixed]" in out and "ms/step" in out and "[upsample bfloat16" in out and "RTF" in out
+    assert "SAGA-SR pre-encoded" in out and "x the bare DiT step" in out

@@ -229,3 +229,31 @@ def test_windows_of_several_inputs_share_batches_without_changing_any_output(ups
     assert isinstance(results[1][1], BadAudioError) and "silent" in str(results[1][1])
     for expected, (_, result) in zip(alone, [results[0], results[2], results[3]]):
         assert torch.allclose(result.audio, expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- LFR boundary
+def test_content_edge_finds_where_a_band_limited_input_ends():
+    from saga_sr_plugin.evaluation import simulate_input
+    from saga_sr_plugin.simulation import content_edge_bin, rolloff_bin_of_spectrum, summed_magnitude
+
+    g = torch.Generator().manual_seed(0)
+    # speech-like: energy falls 12 dB per octave above 300 Hz, so the 98.5 % roll-off sits far below the cutoff
+    spec = torch.fft.rfft(torch.randn(2, 44100, generator=g))
+    f = torch.fft.rfftfreq(44100, 1 / SR)
+    speechy = torch.fft.irfft(spec / (1 + (f / 300) ** 2), n=44100)
+    for cutoff in (4000, 8000):
+        lowres = simulate_input(0.3 * speechy / speechy.abs().max(), cutoff, seed=1, name="x")
+        spectrum = summed_magnitude(lowres)
+        edge_hz = content_edge_bin(spectrum) * SR / 2048
+        assert abs(edge_hz - cutoff) < 0.1 * cutoff, (edge_hz, cutoff)
+        assert rolloff_bin_of_spectrum(spectrum) * SR / 2048 < 0.8 * cutoff
+
+
+def test_lfr_boundary_setting_is_validated(upsampler):
+    assert upsampler.settings().lfr_boundary in ("rolloff", "content")
+    with pytest.raises(ValueError, match="lfr_boundary"):
+        upsampler.settings(lfr_boundary="edge")
+    x = 0.3 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(2))
+    a = upsampler.upsample(x, 16000, caption="", settings=upsampler.settings(steps=2, lfr_boundary="rolloff"))
+    b = upsampler.upsample(x, 16000, caption="", settings=upsampler.settings(steps=2, lfr_boundary="content"))
+    assert b.input_cutoff_hz >= a.input_cutoff_hz

@@ -1,0 +1,190 @@
+#!/usr/bin/env python
+"""Real recordings for SAGA-SR, from Debian's packages: clips, splits and a manifest.
+
+    python experiments/real_audio_data.py [--out data/real] [--clip-seconds 1.486] [--no-install]
+
+Sources (44.1 kHz; licences in /usr/share/doc/<package>/copyright):
+- music: ``wesnoth-1.16-music`` (41 orchestral / folk tracks, Ogg Vorbis);
+- speech: ``klettres-data`` (spoken letters and syllables, one speaker per language) and
+  ``ktuberling-data`` (spoken words, one speaker per language). Files below 44.1 kHz
+  (some ktuberling languages are 22.05 kHz) are dropped as references.
+
+Each recording becomes 44.1 kHz stereo clips of ``--clip-seconds`` (mono is duplicated;
+a tail shorter than half a clip is dropped, a recording shorter than a clip is one
+shorter clip). Skipped and counted: unreadable files, rates below 44.1 kHz, silent
+clips, and band-limited clips whose content stops below ``--min-bandwidth-hz`` (a
+reference without content up there teaches nothing about it). Splits are disjoint
+by speaker (= language within a package; a language code shared by both packages
+stays in one split) and by music track. Writes ``OUT/{train,val,test}/{speech,music}/*.wav``,
+``captions.jsonl`` per split root (category captions: "speech", "orchestral music"),
+and ``OUT/manifest.json`` (every clip, its source, split and the counts). Idempotent:
+a finished OUT with the same settings is left as it is.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import typing as tp
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+PACKAGES = ("wesnoth-1.16-music", "klettres-data", "ktuberling-data")
+SOURCES = {  # category, package, folder, depth of the speaker (language) folder below it (None: per file)
+    "music": [("wesnoth", Path("/usr/share/games/wesnoth/1.16/data/core/music"), None)],
+    "speech": [("klettres", Path("/usr/share/klettres"), 0), ("ktuberling", Path("/usr/share/ktuberling/sounds"), 0)],
+}
+CAPTIONS = {"speech": "speech", "music": "orchestral music"}
+# Held-out speakers (languages, both packages) and a share of music tracks, fixed for reproducibility.
+TEST_LANGUAGES = ("fr", "ru", "el", "he", "cs")
+VAL_LANGUAGES = ("it", "sl", "nb")
+MUSIC_SPLIT = {"test": 0.2, "val": 0.1}
+SAMPLE_RATE = 44100
+
+
+def install_packages(packages: tp.Sequence[str] = PACKAGES) -> None:
+    missing = [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    if missing:
+        print(f"installing {' '.join(missing)} (apt-get)")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True)
+
+
+def language_of(path: Path, folder: Path, depth: int | None) -> str:
+    """The speaker group: the language folder ('en_GB' and 'en' are one language), or the file itself."""
+    if depth is None:
+        return path.stem
+    code = path.relative_to(folder).parts[depth]
+    return code.split("@")[0].split("_")[0]
+
+
+def split_of(category: str, group: str) -> str:
+    if category == "speech":
+        return "test" if group in TEST_LANGUAGES else "val" if group in VAL_LANGUAGES else "train"
+    # music: a stable hash of the track name, so adding tracks never moves the others
+    u = int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if u < MUSIC_SPLIT["test"] else "val" if u < MUSIC_SPLIT["test"] + MUSIC_SPLIT["val"] else "train"
+
+
+def bandwidth_hz(clip: torch.Tensor, floor_db: float = -70.0) -> float:
+    """Highest frequency whose smoothed power is within ``floor_db`` of the clip's peak band.
+
+    Frames without padding (no edge artefacts), and the median over frames, so a click or
+    a clip boundary does not count as bandwidth.
+    """
+    mono = clip.mean(0)
+    mono = torch.nn.functional.pad(mono, (0, max(0, 2048 - mono.shape[-1])))
+    spectrum = torch.stft(mono, 2048, 512, window=torch.hann_window(2048), center=False, return_complex=True)
+    power = spectrum.abs().pow(2).median(-1).values
+    smooth = torch.nn.functional.avg_pool1d(power[None, None], 9, 1, 4)[0, 0]
+    level = 10 * torch.log10(smooth + 1e-20)
+    above = torch.nonzero(level > level.max() + floor_db)
+    return float(above.max()) * SAMPLE_RATE / 2048 if len(above) else 0.0
+
+
+def clips_of(audio: torch.Tensor, length: int) -> list[tuple[int, torch.Tensor]]:
+    if audio.shape[-1] <= length:
+        return [(0, audio)]
+    out = []
+    for start in range(0, audio.shape[-1], length):
+        piece = audio[:, start:start + length]
+        if piece.shape[-1] >= length // 2:
+            out.append((start, piece))
+    return out
+
+
+def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict = SOURCES) -> dict:
+    from saga_sr_plugin.audio_io import list_audio_files, read_audio, write_audio
+    from saga_sr_plugin.sidecar import write_sidecar
+    from saga_sr_plugin.simulation import BadAudioError
+
+    settings = {"clip_seconds": clip_seconds, "min_bandwidth_hz": min_bandwidth_hz, "version": 2,
+                "sources": {c: [str(f) for _, f, _ in s] for c, s in sources.items()}}
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists() and json.loads(manifest_path.read_text()).get("settings") == settings:
+        print(f"{out}: already built with these settings (manifest.json); nothing to do")
+        return json.loads(manifest_path.read_text())
+    for split in ("train", "val", "test"):  # a rebuild with other settings starts from nothing
+        shutil.rmtree(out / split, ignore_errors=True)
+    length = int(round(clip_seconds * SAMPLE_RATE))
+    clips, skipped = [], collections.Counter()
+    captions: dict[str, dict[str, dict]] = collections.defaultdict(dict)
+    for category, entries in sources.items():
+        for package, folder, depth in entries:
+            for path in list_audio_files(folder):
+                group = f"{package}:{language_of(path, folder, depth)}" if depth is not None else path.stem
+                split = split_of(category, group.split(":")[-1])
+                try:
+                    audio, rate = read_audio(path)
+                except (BadAudioError, FileNotFoundError) as err:
+                    skipped["unreadable"] += 1
+                    print(f"skipped: {err}", file=sys.stderr)
+                    continue
+                if rate < SAMPLE_RATE:
+                    skipped[f"below 44.1 kHz ({rate} Hz)"] += 1
+                    continue
+                if rate != SAMPLE_RATE:
+                    import torchaudio.functional as AF
+                    audio = AF.resample(audio, rate, SAMPLE_RATE)
+                audio = audio[:2] if audio.shape[0] >= 2 else audio.expand(2, -1)
+                for start, piece in clips_of(audio, length):
+                    if piece.abs().max() < 1e-3:
+                        skipped["silent clip"] += 1
+                        continue
+                    width = bandwidth_hz(piece)
+                    if width < min_bandwidth_hz:
+                        skipped["band-limited clip"] += 1
+                        continue
+                    rel = Path(category) / f"{package}_{path.relative_to(folder).with_suffix('').as_posix().replace('/', '_')}_{start // length:03d}.wav"
+                    write_audio(out / split / rel, piece, SAMPLE_RATE, subtype="PCM_16")
+                    captions[split][rel.as_posix()] = {"caption": CAPTIONS[category], "model": "category label"}
+                    clips.append({"split": split, "category": category, "path": f"{split}/{rel.as_posix()}",
+                                  "source": str(path), "group": group, "start": start,
+                                  "seconds": round(piece.shape[-1] / SAMPLE_RATE, 3), "bandwidth_hz": round(width)})
+    for split, entries in captions.items():
+        write_sidecar(out / split / "captions.jsonl", entries)
+    counts = collections.Counter((c["split"], c["category"]) for c in clips)
+    manifest = {"settings": settings, "counts": {f"{s}/{c}": n for (s, c), n in sorted(counts.items())},
+                "skipped": dict(skipped), "clips": clips}
+    for (s, c), n in sorted(counts.items()):
+        groups = sorted({x["group"] for x in clips if x["split"] == s and x["category"] == c})
+        manifest.setdefault("groups", {})[f"{s}/{c}"] = groups
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def check_disjoint(manifest: dict) -> None:
+    """Speakers/tracks of one split never appear in another (raises otherwise)."""
+    seen: dict[str, str] = {}
+    for clip in manifest["clips"]:
+        key = clip["group"].split(":")[-1] if clip["category"] == "speech" else clip["group"]
+        if seen.setdefault(f"{clip['category']}:{key}", clip["split"]) != clip["split"]:
+            raise AssertionError(f"{key} is in {seen[clip['category'] + ':' + key]} and {clip['split']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="data/real")
+    p.add_argument("--clip-seconds", type=float, default=65536 / SAMPLE_RATE)
+    p.add_argument("--min-bandwidth-hz", type=float, default=16000.0)
+    p.add_argument("--no-install", action="store_true", help="do not apt-get the packages (they must be there)")
+    args = p.parse_args(argv)
+    if not args.no_install:
+        install_packages()
+    manifest = build(Path(args.out), args.clip_seconds, args.min_bandwidth_hz)
+    check_disjoint(manifest)
+    print(json.dumps({"counts": manifest["counts"], "skipped": manifest["skipped"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
