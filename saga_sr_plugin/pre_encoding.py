@@ -157,7 +157,9 @@ class PreEncoder:
                 "lr_filter": [p.spec.filter_type for p in pairs], "lr_order": [p.spec.order for p in pairs],
             }
             written += _save_npz(clip.stem.with_suffix(ZL_SUFFIX), z_l=zl.numpy().astype(np.float16))
-            written += len(write_text(clip.stem.with_suffix(".json"), json.dumps(info)).read_bytes())
+            text = json.dumps(info)
+            write_text(clip.stem.with_suffix(".json"), text)
+            written += len(text.encode())
             written += _save_npy(clip.stem.with_suffix(".npy"), zh.numpy().astype(np.float32))  # last: marks it done
         return written
 

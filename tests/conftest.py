@@ -73,3 +73,22 @@ def copy_config(config: dict) -> dict:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def write_demo_dataset(root: Path, clips: int = 4, seed: int = 3, seconds: float = 0.5) -> str:
+    """``clips`` captioned demo clips under ``root/clips`` and an official ``audio_dir`` dataset config for them."""
+    from saga_sr_plugin.demo import write_split
+
+    write_split(root / "clips", clips, np.random.default_rng(seed), seconds)
+    path = root / "dataset.json"
+    path.write_text(json.dumps({"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
+                                "datasets": [{"id": "d", "path": str(root / "clips"),
+                                              "custom_metadata_module": "saga_sr_plugin.metadata"}]}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def dataset_config(tmp_path_factory) -> str:
+    """Four 0.5 s demo clips through the official dataset config (one set per test module)."""
+    return write_demo_dataset(tmp_path_factory.mktemp("data"))
+

@@ -26,26 +26,13 @@ from stable_audio_tools.training.factory import create_training_wrapper_from_con
 from conftest import ROOT, demo_config, white_noise
 from device_audit import FactoryDeviceAudit
 from saga_sr_plugin.conditioners import LocalT5Conditioner
-from saga_sr_plugin.demo import save_tiny_t5, write_split
+from saga_sr_plugin.demo import save_tiny_t5
 from saga_sr_plugin.inference import Upsampler
 
 sys.path.insert(0, str(ROOT))
 import train_entry  # noqa: E402
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture(scope="module")
-def dataset_config(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("devdata")
-    import numpy as np
-
-    write_split(root / "clips", 4, np.random.default_rng(3), 0.5)
-    path = root / "dataset.json"
-    path.write_text(json.dumps({"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
-                                "datasets": [{"id": "d", "path": str(root / "clips"),
-                                              "custom_metadata_module": "saga_sr_plugin.metadata"}]}))
-    return str(path)
 
 
 def fp16_t5_config(tmp_path, dtype: str = "float16") -> str:

@@ -25,7 +25,7 @@ from saga_sr_plugin.atomic import atomic_path
 from saga_sr_plugin.audio_io import read_audio, write_audio
 from saga_sr_plugin.checkpoints import CheckpointError, export_checkpoint, load_exported_model
 from saga_sr_plugin.configs import ConfigError, check_model_config
-from saga_sr_plugin.demo import save_tiny_t5, write_split
+from saga_sr_plugin.demo import save_tiny_t5
 from saga_sr_plugin.inference import Upsampler, UpsampleSettings
 from saga_sr_plugin.postprocess import level_ratio, _stft
 from saga_sr_plugin.simulation import LowPassSpec, design_lowpass
@@ -35,14 +35,8 @@ import train_entry  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("hdata")
-    write_split(root / "clips", 4, np.random.default_rng(2), 0.5)
-    path = root / "dataset.json"
-    path.write_text(json.dumps({"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
-                                "datasets": [{"id": "d", "path": str(root / "clips"),
-                                              "custom_metadata_module": "saga_sr_plugin.metadata"}]}))
-    return str(path)
+def dataset(dataset_config) -> str:
+    return dataset_config
 
 
 @pytest.fixture
