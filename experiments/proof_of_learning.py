@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-training", action="store_true", help="reuse the exported weights under --out")
     p.add_argument("--train-only", action="store_true", help="train and export every seed, evaluate later")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None, help="(config default)")
+    p.add_argument("--target-rolloff", type=float, default=None, help="f_h at evaluation (config default)")
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
     return p.parse_args(argv)
 
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
         if seed not in timings and (out / name / "timing.json").exists():
             timings[seed] = tuple(json.loads((out / name / "timing.json").read_text()))
         upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device="cpu")
-        settings = upsampler.settings(steps=args.steps, seed=seed, lfr_boundary=args.lfr_boundary)
+        overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=args.target_rolloff)
+        settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
         system = upsampler.system(settings, captions=captions)
 
         torch.manual_seed(seed)
@@ -144,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
         chosen = [f for files in by_category.values() for f in files[:args.examples]]
         references = [(f.relative_to(eval_dir).as_posix().replace("/", "_"), load_reference(f),
                        captions.get(f.relative_to(eval_dir).as_posix(), "")) for f in chosen]
-        write_examples(run_sr_examples(upsampler, references, args.cutoffs, args.steps, seed=0,
-                                       lfr_boundary=args.lfr_boundary), out / name / f"examples{args.eval_name}")
+        write_examples(run_sr_examples(upsampler, references, args.cutoffs, args.steps, seed=0, **overrides),
+                       out / name / f"examples{args.eval_name}")
 
     if args.train_only:
         return {}

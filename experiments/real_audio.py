@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-only", action="store_true", help="train and export; evaluate later with --skip-training")
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None)
+    p.add_argument("--target-rolloff", type=float, default=None)
+    p.add_argument("--eval-split", default="test", choices=["test", "val"],
+                   help="score the held-out test split, or the validation split (to choose settings)")
     p.add_argument("--eval-name", default="")
     args = p.parse_args(argv)
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     real_audio_data.main(["--out", str(data), "--clip-seconds", str(args.clip_seconds),
                           *(["--no-install"] if args.no_install else [])])
     ensure_t5(data / "tiny_t5")
-    eval_dir = test_subset(data / "test", data / "test_eval", args.test_clips)
+    eval_dir = test_subset(data / args.eval_split, data / f"{args.eval_split}_eval", args.test_clips)
     demo_dir = test_subset(data / "val", data / "val_demo", 2)
     dataset = {"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
                "datasets": [{"id": "real", "path": str(data / "train"),
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                             *(["--skip-training"] if args.skip_training else []),
                             *(["--train-only"] if args.train_only else []),
                             *(["--lfr-boundary", args.lfr_boundary] if args.lfr_boundary else []),
+                            *(["--target-rolloff", str(args.target_rolloff)] if args.target_rolloff else []),
                             "--eval-name", args.eval_name])
 
 
