@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="windows (of one or several files) per sampler batch; bounds GPU memory (config default: 8)")
+                   help="windows (of one or several files) per sampler batch; bounds GPU memory "
+                        "(default: 8 on a GPU, 1 on the CPU)")
     p.set_defaults(func=_upsample)
 
     p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",
@@ -323,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
                         "its content ends (config default)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="windows (of several files) per sampler batch (config default: 8)")
+                   help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
     p.add_argument("-o", "--output-dir", default="outputs/evaluate")
     p.set_defaults(func=_evaluate)
     return parser
