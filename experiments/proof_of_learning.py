@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         if seed not in timings and (out / name / "timing.json").exists():
             timings[seed] = tuple(json.loads((out / name / "timing.json").read_text()))
+        cached = out / name / f"rows{args.eval_name}.json"
+        if args.skip_training and cached.exists():  # this seed was already scored with these settings
+            all_rows += json.loads(cached.read_text())
+            continue
         upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device="cpu")
         overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=args.target_rolloff)
         settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
@@ -140,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         for r in rows:
             r["seed"] = seed
         all_rows += rows
+        cached.write_text(json.dumps(rows))
         by_category: dict[str, list[Path]] = {}
         for f in list_references(eval_dir):
             by_category.setdefault(f.relative_to(eval_dir).parts[0], []).append(f)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def test_subset(test_dir: Path, out: Path, per_category: int, seed: int = 0) -> 
     wanted = {"per_category": per_category, "seed": seed, "source": str(test_dir.resolve())}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return out
+    shutil.rmtree(out, ignore_errors=True)  # another size or source: start from nothing
     rng = random.Random(seed)
     entries = {}
     for category in sorted(p.name for p in test_dir.iterdir() if p.is_dir()):
