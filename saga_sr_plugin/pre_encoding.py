@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path, write_text
 from .audio_io import list_audio_files, read_audio
+from .inference import prepare_input
 from .sidecar import read_captions
 from .simulation import SAMPLE_RATE, BadAudioError, SimulationConfig, simulate_low_res
 
@@ -175,14 +175,9 @@ def _shard_of(spec: str) -> tuple[int, int]:
 
 
 def _load_for_clips(path: Path) -> torch.Tensor:
-    audio, sr = read_audio(path)
-    if audio.shape[0] > 2:
-        raise BadAudioError(f"{path}: {audio.shape[0]} channels; SAGA-SR data must be mono or stereo")
-    if audio.abs().max() < SILENCE_PEAK:
-        raise BadAudioError(f"{path}: silent (peak below {SILENCE_PEAK})")
-    if sr != SAMPLE_RATE:
-        audio = AF.resample(audio, sr, SAMPLE_RATE)
-    return audio.expand(2, -1).contiguous() if audio.shape[0] == 1 else audio
+    """Stereo at 44.1 kHz, with the upsampler's checks (more than 2 channels, silence, rate)."""
+    x = prepare_input(*read_audio(path), what=str(path))
+    return x.expand(2, -1).contiguous() if x.shape[0] == 1 else x
 
 
 def pre_encode(roots: tp.Sequence[str | os.PathLike], out_dir: str | os.PathLike, encoder: PreEncoder,
