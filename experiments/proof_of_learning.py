@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None, help="(config default)")
     p.add_argument("--target-rolloff", type=float, default=None, help="f_h at evaluation (config default)")
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
+    p.add_argument("--precision", default="32", help="Lightning precision of training (bf16-mixed on a GPU)")
+    p.add_argument("--num-workers", type=int, default=1, help="data workers per training run")
+    p.add_argument("--device", default="auto", help="evaluation device: auto (the GPU when there is one), cpu, cuda")
     return p.parse_args(argv)
 
 
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dir = Path(args.eval_dir)
     captions = captions_under(eval_dir)
     out = Path(args.out)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     all_rows, timings = [], {}
     if args.skip_training and (out / "results.json").exists():  # keep the training times of the run being re-scored
         timings = {int(k): tuple(v) for k, v in json.loads((out / "results.json").read_text())["timings"].items()}
@@ -120,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
                 extra += ["--demo-dir", args.demo_dir or str(eval_dir), "--demo-count", str(args.demo_count)]
             run = train_entry.main(["--model-config", args.model_config, "--save-dir", str(out), "--name", name,
                                     "--max-time", args.max_time, "--max-steps", str(args.max_steps),
-                                    "--batch-size", str(args.batch_size), "--num-workers", "1", "--seed", str(seed),
+                                    "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers),
+                                    "--precision", args.precision, "--seed", str(seed),
                                     "--checkpoint-every", "1000000", "--demo-every", str(args.demo_every),
                                     "--logger", "csv", *extra])
             timings[seed] = (time.time() - start, run.trainer.global_step)
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.skip_training and cached.exists():  # this seed was already scored with these settings
             all_rows += json.loads(cached.read_text())
             continue
-        upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device="cpu")
+        upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device=device)
         overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=args.target_rolloff)
         settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
         system = upsampler.system(settings, captions=captions)

@@ -90,14 +90,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="score the held-out test split, or the validation split (to choose settings)")
     p.add_argument("--eval-name", default="")
+    p.add_argument("--prepared", action="store_true",
+                   help="--data is already built (e.g. unpacked by real_audio_bundle.py): do not run the data command")
+    p.add_argument("--precision", default="32", help="Lightning precision of training (bf16-mixed on a GPU)")
+    p.add_argument("--num-workers", type=int, default=1, help="data workers per training run")
+    p.add_argument("--device", default="auto", help="evaluation device: auto, cpu, cuda")
+    p.add_argument("--title", default="Real recordings: speech and music, trained on this CPU")
     args = p.parse_args(argv)
 
     import real_audio_data
     import proof_of_learning
 
     data = Path(args.data)
-    real_audio_data.main(["--out", str(data), "--clip-seconds", str(args.clip_seconds),
-                          *(["--no-install"] if args.no_install else [])])
+    if not args.prepared:
+        real_audio_data.main(["--out", str(data), "--clip-seconds", str(args.clip_seconds),
+                              *(["--no-install"] if args.no_install else [])])
     ensure_t5(data / "tiny_t5")
     eval_dir = test_subset(data / args.eval_split, data / f"{args.eval_split}_eval", args.test_clips)
     demo_dir = test_subset(data / "val", data / "val_demo", 2)
@@ -105,12 +112,15 @@ def main(argv: list[str] | None = None) -> None:
                "datasets": [{"id": "real", "path": str(data / "train"),
                              "custom_metadata_module": "saga_sr_plugin.metadata"}]}
     dataset_path = data / "train_dataset.json"
-    dataset_path.write_text(json.dumps(dataset, indent=1))
+    text = json.dumps(dataset, indent=1)
+    if not dataset_path.exists() or dataset_path.read_text() != text:  # seeds may start in parallel: no rewrite
+        dataset_path.write_text(text)
     proof_of_learning.main(["--model-config", args.model_config, "--dataset-config", str(dataset_path),
                             "--eval-dir", str(eval_dir), "--demo-dir", str(demo_dir), "--demo-count", "4",
                             "--demo-every", str(args.demo_every), "--seeds", *map(str, args.seeds),
                             "--max-time", args.max_time, "--out", args.out, "--batch-size", str(args.batch_size),
-                            "--title", "Real recordings: speech and music, trained on this CPU",
+                            "--title", args.title, "--precision", args.precision,
+                            "--num-workers", str(args.num_workers), "--device", args.device,
                             *(["--steps", str(args.steps)] if args.steps else []),
                             *(["--skip-training"] if args.skip_training else []),
                             *(["--train-only"] if args.train_only else []),

@@ -46,11 +46,12 @@ def fp16_t5_config(tmp_path, dtype: str = "float16") -> str:
     return str(path)
 
 
-def train_steps(config_path: str, dataset: str, out, precision: str, accelerator: str, steps: int = 3):
+def train_steps(config_path: str, dataset: str, out, precision: str, accelerator: str, steps: int = 3,
+                extra: tuple[str, ...] = ("--no-export",)):
     return train_entry.main(["--model-config", config_path, "--dataset-config", dataset, "--save-dir", str(out),
                              "--name", precision, "--max-steps", str(steps), "--batch-size", "2",
                              "--num-workers", "1", "--precision", precision, "--accelerator", accelerator,
-                             "--devices", "1", "--no-export", "--checkpoint-every", "1000"])
+                             "--devices", "1", "--checkpoint-every", "1000", *extra])
 
 
 # ---------------------------------------------------------------- CPU-side checks
@@ -134,9 +135,18 @@ def test_cuda_upsampling(demo_model_files, dtype):
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed", "32"])
 def test_cuda_training_steps(tmp_path, dataset_config, precision):
-    run = train_steps(fp16_t5_config(tmp_path), dataset_config, tmp_path, precision, "gpu")
+    """Three steps, an SR demo (validation LSD) in the middle and at the end, and the EMA export, on the GPU."""
+    from saga_sr_plugin.demo import ensure_demo_assets
+
+    demo_dir = str(ensure_demo_assets() / "audio" / "val")
+    run = train_steps(fp16_t5_config(tmp_path), dataset_config, tmp_path, precision, "gpu",
+                      extra=("--demo-dir", demo_dir, "--demo-every", "2", "--demo-count", "1", "--demo-steps", "2",
+                             "--logger", "csv"))
     assert run.trainer.global_step == 3
     assert math.isfinite(float(run.trainer.callback_metrics["train/loss"]))
+    metrics = (tmp_path / precision / "csv" / "metrics.csv").read_text()
+    assert "val/lsd_4k" in metrics, "the SR demo at step 2 logged no validation LSD"
+    assert (tmp_path / precision / "model.safetensors").exists()
 
 
 @cuda
