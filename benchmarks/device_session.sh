@@ -26,6 +26,7 @@ mkdir -p "$OUT"
 log() { echo "[$(date +%T) +${SECONDS}s] $*"; }
 
 if [ -d .whl ] && [ -z "${SMOKE:-}" ]; then
+  rm -rf /tmp/site  # a warm machine keeps the last call's packages: start clean
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     >/dev/null || { log "wheel install failed"; exit 1; }
   export PYTHONPATH=/tmp/site:$PWD
@@ -76,7 +77,7 @@ mkdir -p "$OUT/real_audio_gpu"
 
 if [ -z "${SMOKE:-}" ]; then
   log "paper-scale benchmark"
-  timeout "${BENCH_TIMEOUT:-170}" "$PY" benchmarks/paper_scale.py --train-steps 3 --upsample-seconds 30 \
-    --window-batches 1 8 2>&1 | grep -v Warning | tee "$OUT/paper_scale.log"
+  timeout "${BENCH_TIMEOUT:-170}" "$PY" benchmarks/paper_scale.py ${BENCH_ARGS:---train-steps 3 --upsample-seconds 30 \
+    --window-batches 1 8} 2>&1 | grep -v Warning | tee "$OUT/paper_scale.log"
 fi
 log "done"

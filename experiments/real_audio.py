@@ -44,6 +44,26 @@ def ensure_t5(folder: Path) -> Path:
     return folder
 
 
+def with_t5(model_config: Path, t5: Path, out: Path) -> Path:
+    """The model config with its text encoder at ``t5``: the T5 belongs to the data (its vocabulary holds the
+    category captions), so data unpacked elsewhere (``--data data/real_gpu``) brings its own. Unchanged
+    configs are used as they are; otherwise the edited copy is ``out/model_config.json`` (written atomically:
+    seeds may start side by side)."""
+    from saga_sr_plugin.atomic import write_text
+
+    config = json.loads(model_config.read_text())
+    entries = [e for e in config["model"]["conditioning"]["configs"] if e["type"] == "saga_t5"]
+    if all(Path(e["config"]["t5_model_name"]).resolve() == t5.resolve() for e in entries):
+        return model_config
+    for entry in entries:
+        print(f"{model_config}: text encoder {entry['config']['t5_model_name']} -> {t5} (the data's)")
+        entry["config"]["t5_model_name"] = str(t5)
+    target = out / "model_config.json"
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(target, json.dumps(config, indent=1))
+    return target
+
+
 def test_subset(test_dir: Path, out: Path, per_category: int, seed: int = 0) -> Path:
     """``per_category`` test clips per category (fixed random choice), linked under ``out`` with their captions."""
     from saga_sr_plugin.sidecar import captions_under, write_sidecar
@@ -105,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.prepared:
         real_audio_data.main(["--out", str(data), "--clip-seconds", str(args.clip_seconds),
                               *(["--no-install"] if args.no_install else [])])
-    ensure_t5(data / "tiny_t5")
+    t5 = ensure_t5(data / "tiny_t5")
+    model_config = with_t5(Path(args.model_config), t5, Path(args.out))
     eval_dir = test_subset(data / args.eval_split, data / f"{args.eval_split}_eval", args.test_clips)
     demo_dir = test_subset(data / "val", data / "val_demo", 2)
     dataset = {"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
@@ -115,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     text = json.dumps(dataset, indent=1)
     if not dataset_path.exists() or dataset_path.read_text() != text:  # seeds may start in parallel: no rewrite
         dataset_path.write_text(text)
-    proof_of_learning.main(["--model-config", args.model_config, "--dataset-config", str(dataset_path),
+    proof_of_learning.main(["--model-config", str(model_config), "--dataset-config", str(dataset_path),
                             "--eval-dir", str(eval_dir), "--demo-dir", str(demo_dir), "--demo-count", "4",
                             "--demo-every", str(args.demo_every), "--seeds", *map(str, args.seeds),
                             "--max-time", args.max_time, "--out", args.out, "--batch-size", str(args.batch_size),

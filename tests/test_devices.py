@@ -123,7 +123,7 @@ def test_upsampling_in_bfloat16_on_cpu(demo_model_files):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_cuda_upsampling(demo_model_files, dtype):
     upsampler = Upsampler.load(*demo_model_files, device="cuda", dtype=dtype)
-    audio = white_noise(1.0, seed=4)
+    audio = white_noise(16000 / SR, seed=4)  # one second at 16 kHz
     result = upsampler.upsample(audio, 16000, caption="a tone", settings=upsampler.settings(steps=4))
     assert result.audio.device.type == "cpu" and torch.isfinite(result.audio).all()
     assert result.audio.shape == (2, 44100)

@@ -73,3 +73,15 @@ def test_bad_bundles_and_missing_data_are_named(data, tmp_path):
     (tmp_path / "old" / "bundle.json").write_text(json.dumps({"version": 0}))
     with pytest.raises(ValueError, match="pack it again"):
         bundle.unpack(tmp_path / "old", tmp_path / "r")
+
+
+def test_the_model_config_follows_the_datas_text_encoder(tmp_path):
+    import real_audio
+
+    config = ROOT / "model_configs" / "saga_real_gpu_config.json"
+    t5 = tmp_path / "real_gpu" / "tiny_t5"
+    edited = real_audio.with_t5(config, t5, tmp_path / "runs")
+    assert edited == tmp_path / "runs" / "model_config.json"
+    entries = json.loads(edited.read_text())["model"]["conditioning"]["configs"]
+    assert [e["config"]["t5_model_name"] for e in entries if e["type"] == "saga_t5"] == [str(t5)]
+    assert real_audio.with_t5(edited, t5, tmp_path / "elsewhere") == edited, "already right: used as it is"
