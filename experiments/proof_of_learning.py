@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-only", action="store_true", help="train and export every seed, evaluate later")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None, help="(config default)")
     p.add_argument("--target-rolloff", type=float, default=None, help="f_h at evaluation (config default)")
+    p.add_argument("--lfr-ratio-rule", choices=["cutoff_magnitude", "band_energy", "none"], default=None,
+                   help="level match of the kept band (config default)")
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
     p.add_argument("--precision", default="32", help="Lightning precision of training (bf16-mixed on a GPU)")
     p.add_argument("--num-workers", type=int, default=1, help="data workers per training run")
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
             all_rows += json.loads(cached.read_text())
             continue
         upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device=device)
-        overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=args.target_rolloff)
+        overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=args.target_rolloff,
+                         lfr_ratio_rule=args.lfr_ratio_rule)
         settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
         system = upsampler.system(settings, captions=captions)
 

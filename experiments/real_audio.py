@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None)
     p.add_argument("--target-rolloff", type=float, default=None)
+    p.add_argument("--lfr-ratio-rule", choices=["cutoff_magnitude", "band_energy", "none"], default=None)
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="score the held-out test split, or the validation split (to choose settings)")
     p.add_argument("--eval-name", default="")
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
                             *(["--train-only"] if args.train_only else []),
                             *(["--lfr-boundary", args.lfr_boundary] if args.lfr_boundary else []),
                             *(["--target-rolloff", str(args.target_rolloff)] if args.target_rolloff else []),
+                            *(["--lfr-ratio-rule", args.lfr_ratio_rule] if args.lfr_ratio_rule else []),
                             "--eval-name", args.eval_name])
 
 

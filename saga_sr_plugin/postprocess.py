@@ -6,7 +6,11 @@ back untouched by the VAE. Level matching follows the authors (and AudioSR):
 r = sum over time of |input STFT at bin c| / the same for the output, clamped to
 [0.8, 1.2]; the output's bins below c become input bins / r, so the kept band joins the
 generated band at the boundary (``ratio_rule="cutoff_magnitude"``). The earlier rule, an
-energy ratio over the whole low band, remains as ``ratio_rule="band_energy"``.
+energy ratio over the whole low band, remains as ``ratio_rule="band_energy"``, and
+``ratio_rule="none"`` keeps the input's band exactly as it came (r = 1). Where the
+boundary is the input's content edge, bin c sits in the input's own transition band, so
+the input is quieter there than the generated output, r hits the clamp (0.8) and the
+whole kept band comes back 1.9 dB louder than the input (docs/inference.md).
 
 The generated band (bins from c up) may not exceed the input's own energy by more than
 ``max_added_band_db`` (default +12 dB): a real recording's top octaves rarely carry more
@@ -31,7 +35,7 @@ class Replacement(tp.NamedTuple):
     band_gain_db: float     # gain applied to the generated band by the cap (0: not limited)
 
 
-RATIO_RULES = ("cutoff_magnitude", "band_energy")
+RATIO_RULES = ("cutoff_magnitude", "band_energy", "none")
 
 
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -44,6 +48,8 @@ def level_ratio(spec_ref: torch.Tensor, spec_out: torch.Tensor, cutoff_bin: int,
     if rule == "cutoff_magnitude":
         edge = min(cutoff_bin, spec_ref.shape[-2] - 1)
         ref, out = spec_ref[:, edge].abs().sum(), spec_out[:, edge].abs().sum()
+    elif rule == "none":
+        return torch.ones((), dtype=spec_ref.real.dtype, device=spec_ref.device)
     elif rule == "band_energy":
         ref, out = spec_ref[:, :cutoff_bin].abs().pow(2).sum().sqrt(), spec_out[:, :cutoff_bin].abs().pow(2).sum().sqrt()
     else:

@@ -115,6 +115,18 @@ def test_lfr_level_ratio_is_clamped(rule):
     assert replace_low_frequencies(1.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1 / 1.1, rel=1e-3)
 
 
+def test_lfr_at_the_content_edge_boosts_the_kept_band_unless_the_ratio_rule_is_none():
+    """At the input's content edge its own transition band makes r hit the 0.8 clamp (+1.9 dB); "none" keeps it."""
+    lowres = _lowpassed(white_noise(1.0, seed=1), 4000)
+    generated = white_noise(1.0, seed=2)  # full band, full level at the edge
+    edge = 4000 * 2048 // SR + 1  # the bin where the input falls off: its content edge
+    level_db = lambda x: 10 * torch.log10(_lowpassed(x, 3500).pow(2).mean() / _lowpassed(lowres, 3500).pow(2).mean())
+    boosted = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="cutoff_magnitude")
+    assert boosted.level_ratio == pytest.approx(0.8) and float(level_db(boosted.audio)) == pytest.approx(1.94, abs=0.05)
+    kept = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="none")
+    assert kept.level_ratio == 1.0 and abs(float(level_db(kept.audio))) < 0.01
+
+
 # ---------------------------------------------------------------- windows
 @pytest.mark.parametrize("length", [1000, 4096, 4097, 30000])
 def test_windowed_equals_single_pass_for_a_position_independent_model(length):
