@@ -29,6 +29,8 @@ SYSTEM = "saga-sr"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from saga_sr_plugin.postprocess import RATIO_RULES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--model-config", default="model_configs/saga_demo_config.json")
@@ -50,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-only", action="store_true", help="train and export every seed, evaluate later")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None, help="(config default)")
     p.add_argument("--target-rolloff", type=float, default=None, help="f_h at evaluation (config default)")
-    p.add_argument("--lfr-ratio-rule", choices=["cutoff_magnitude", "band_energy", "none"], default=None,
+    p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None,
                    help="level match of the kept band (config default)")
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
     p.add_argument("--precision", default="32", help="Lightning precision of training (bf16-mixed on a GPU)")

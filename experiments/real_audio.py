@@ -90,6 +90,8 @@ def test_subset(test_dir: Path, out: Path, per_category: int, seed: int = 0) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
+    from saga_sr_plugin.postprocess import RATIO_RULES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/real")
     p.add_argument("--clip-seconds", type=float, default=65536 / 44100,
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None)
     p.add_argument("--target-rolloff", type=float, default=None)
-    p.add_argument("--lfr-ratio-rule", choices=["cutoff_magnitude", "band_energy", "none"], default=None)
+    p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None)
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="score the held-out test split, or the validation split (to choose settings)")
     p.add_argument("--eval-name", default="")

@@ -129,7 +129,8 @@ def unpack(bundle: Path, out: Path) -> dict:
         raise ValueError(f"{manifest_path}: bundle version {manifest.get('version')}, this script reads "
                          f"{BUNDLE_VERSION}; pack it again")
     marker = out / "unpacked.json"
-    if marker.exists() and json.loads(marker.read_text()) == {"bytes": manifest["bytes"], "files": len(manifest["files"])}:
+    stamp = {"bytes": manifest["bytes"], "files": len(manifest["files"])}
+    if marker.exists() and json.loads(marker.read_text()) == stamp:
         return manifest
     captions: dict[str, dict[str, dict]] = {}
     for name, entry in manifest["files"].items():
@@ -143,7 +144,7 @@ def unpack(bundle: Path, out: Path) -> dict:
     for split, entries in captions.items():
         write_sidecar(out / split / "captions.jsonl", entries)
     shutil.copytree(bundle / "tiny_t5", out / "tiny_t5", dirs_exist_ok=True)
-    marker.write_text(json.dumps({"bytes": manifest["bytes"], "files": len(manifest["files"])}))
+    marker.write_text(json.dumps(stamp))
     return manifest
 
 
