@@ -132,6 +132,47 @@ def test_scaled_pretransform_normalises_and_inverts_exactly():
     assert pre.encoded_channels == 64 and pre.downsampling_ratio == 32
 
 
+PACKET = {"type": "saga_wavelet_packet", "config": {"channels": 2, "levels": 5, "wavelet": "bior6.8"}}
+
+
+def test_wavelet_packet_inverts_and_puts_each_band_in_its_channel():
+    """Built by the official factory (scaled, as the real-audio config does); a tone at a band's
+    centre lands in that band's channels (or its neighbour's: the filters are short), and audio
+    band-limited at 7 kHz leaves the channels above 8 kHz empty, and 14 kHz is told from 19 kHz,
+    which the pyramid's shared top-octave channels cannot do."""
+    import math
+
+    pre = create_pretransform_from_config({"type": "saga_scaled", "config": {"scale": 0.1, "pretransform": PACKET}},
+                                          44100)
+    assert pre.encoded_channels == 64 and pre.downsampling_ratio == 32
+    x = torch.randn(1, 2, 8192) * 0.1
+    assert torch.allclose(pre.decode(pre.encode(x)), x, atol=1e-5)
+    t = torch.arange(8192) / 44100
+    width = 22050 / 32
+    for band in (0, 3, 12, 20, 27, 31):
+        tone = torch.sin(2 * math.pi * (band + 0.5) * width * t)[None, None].repeat(1, 2, 1)
+        energy = pre.encode(tone).pow(2).mean(-1)[0].reshape(32, 2).sum(-1)
+        assert int(energy.argmax()) == band
+        assert energy[max(band - 1, 0):band + 2].sum() > 0.9 * energy.sum()
+    low = sum(torch.sin(2 * math.pi * f * t + f) for f in (220.0, 1500.0, 4100.0, 6800.0))[None, None].repeat(1, 2, 1)
+    energy = pre.encode(low).pow(2).mean(-1)[0].reshape(32, 2).sum(-1)
+    assert energy[12:].sum() < 0.01 * energy.sum()
+    pyramid = create_pretransform_from_config(WAVELET, 44100)
+    for f, above_16k in ((14000.0, (0.0, 0.01)), (19000.0, (0.9, 1.0))):
+        tone = torch.sin(2 * math.pi * f * t)[None, None].repeat(1, 2, 1)
+        energy = pre.encode(tone).pow(2).mean(-1)[0].reshape(32, 2).sum(-1)
+        assert above_16k[0] <= energy[23:].sum() / energy.sum() <= above_16k[1]  # bands from 15.8 kHz up
+        in_pyramid = pyramid.encode(tone).pow(2).mean(-1)[0]
+        assert in_pyramid[32:].sum() > 0.75 * in_pyramid.sum()  # 14 and 19 kHz share the pyramid's top-octave channels
+
+
+@pytest.mark.parametrize("config", [{"channels": 2}, {"channels": 2, "levels": 5, "wavlet": "bior4.4"},
+                                    {"channels": 2, "levels": 0}])
+def test_wavelet_packet_config_errors(config):
+    with pytest.raises(ValueError, match="saga_wavelet_packet"):
+        registry.create_pretransform({"type": "saga_wavelet_packet", "config": config}, 44100)
+
+
 @pytest.mark.parametrize("config, message", [
     ({"scale": [1.0, 2.0], "pretransform": WAVELET}, "give 1 or one per latent channel"),
     ({"scale": -1.0, "pretransform": WAVELET}, "positive"),
