@@ -124,6 +124,24 @@ def all_lsd(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int = 
     return values
 
 
+def lsd_by_band(estimate: torch.Tensor, reference: torch.Tensor, edges_hz: tp.Sequence[float],
+                sample_rate: int = 44100, convention: str = "nuwave2") -> list[dict[str, float]]:
+    """LSD and level difference per band ``[edges_hz[i], edges_hz[i + 1])``: where an LSD comes from.
+
+    ``level_db`` is 10 log10 of the estimate's band power over the reference's (all frames
+    pooled, each floored at the convention's floor): + means the estimate is too loud there.
+    """
+    ref_mag, est_mag, n_fft = _magnitudes(estimate, reference, sample_rate, convention)
+    sq = _frame_lsd(ref_mag, est_mag, convention)
+    floor = NUWAVE_FLOOR if convention == "nuwave2" else SSR_EPS
+    bins = [min(_cutoff_bin(f, sample_rate, n_fft), ref_mag.shape[-2]) for f in edges_hz]
+    out = []
+    for lo, hi in zip(bins, bins[1:]):
+        power = [m[:, lo:hi].pow(2).clamp(min=floor).mean() for m in (est_mag, ref_mag)]
+        out.append({"lsd": _reduce(sq[:, lo:hi]), "level_db": float(10 * torch.log10(power[0] / power[1]))})
+    return out
+
+
 def mean_std(values: tp.Iterable[float]) -> tuple[float, float]:
     t = torch.tensor([v for v in values if v == v], dtype=torch.float64)
     if len(t) == 0:

@@ -14,7 +14,7 @@ from stable_audio_tools.models.factory import create_model_from_config
 
 from saga_sr_plugin import cli
 from saga_sr_plugin.evaluation import simulate_input, sinc_baseline
-from saga_sr_plugin.metrics import CONVENTIONS, all_lsd, lsd
+from saga_sr_plugin.metrics import CONVENTIONS, all_lsd, lsd, lsd_by_band
 from conftest import SR, demo_config, white_noise
 
 
@@ -66,6 +66,19 @@ def test_known_band_limited_spectrum():
     values = lsd(est, x, cutoff_hz=11025)
     assert values["lsd_hf"] == pytest.approx(2.0, abs=0.05)
     assert values["lsd_lf"] == pytest.approx(0.0, abs=0.1)
+
+
+def test_lsd_by_band_finds_the_band_that_is_wrong():
+    """Noise 10 dB too loud above 11 kHz only: that band's level_db is +10 and its LSD is the
+    gain's (1.0 in log10 power), the other band is exact; the whole-band LSD lies between."""
+    ref = white_noise(1.0)
+    spec = torch.fft.rfft(torch.as_tensor(ref, dtype=torch.float64), dim=-1)
+    freqs = torch.fft.rfftfreq(ref.shape[-1], 1 / SR)
+    est = torch.fft.irfft(spec * torch.where(freqs >= 11025, 10 ** 0.5, 1.0), n=ref.shape[-1], dim=-1)
+    low, high = lsd_by_band(est, ref, [0, 10000, 12000, SR / 2])[::2]
+    assert abs(low["level_db"]) < 0.05 and low["lsd"] < 0.05
+    assert high["level_db"] == pytest.approx(10.0, abs=0.1) and high["lsd"] == pytest.approx(1.0, abs=0.05)
+    assert low["lsd"] < lsd(est, ref)["lsd"] < high["lsd"]
 
 
 def test_sinc_baseline_is_band_limited_and_aligned():
