@@ -7,7 +7,11 @@ r = sum over time of |input STFT at bin c| / the same for the output, clamped to
 [0.8, 1.2]; the output's bins below c become input bins / r, so the kept band joins the
 generated band at the boundary (``ratio_rule="cutoff_magnitude"``). The earlier rule, an
 energy ratio over the whole low band, remains as ``ratio_rule="band_energy"``, and
-``ratio_rule="none"`` keeps the input's band exactly as it came (r = 1). Where the
+``ratio_rule="none"`` keeps the input's band exactly as it came (r = 1).
+``ratio_rule="output_to_input"`` takes band_energy's r the other way round: the kept band
+is the input exactly and the generated band is multiplied by r, so a model whose whole
+output is too loud (or quiet) is corrected in the band it generated too, and the two
+bands still join at the same relative level. Where the
 boundary is the input's content edge, bin c sits in the input's own transition band, so
 the input is quieter there than the generated output, r hits the clamp (0.8) and the
 whole kept band comes back 1.9 dB louder than the input (docs/inference.md).
@@ -31,11 +35,12 @@ from .simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_b
 class Replacement(tp.NamedTuple):
     audio: torch.Tensor     # (channels, samples), same length as the output given
     cutoff_bin: int         # first bin kept from the generated output
-    level_ratio: float      # clamped input/output level ratio r (the kept band is the input / r)
+    level_ratio: float      # clamped input/output level ratio r (the kept band is the input / r;
+                            # output_to_input: the generated band is the output * r)
     band_gain_db: float     # gain applied to the generated band by the cap (0: not limited)
 
 
-RATIO_RULES = ("cutoff_magnitude", "band_energy", "none")
+RATIO_RULES = ("cutoff_magnitude", "band_energy", "none", "output_to_input")
 
 
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -50,7 +55,7 @@ def level_ratio(spec_ref: torch.Tensor, spec_out: torch.Tensor, cutoff_bin: int,
         ref, out = spec_ref[:, edge].abs().sum(), spec_out[:, edge].abs().sum()
     elif rule == "none":
         return torch.ones((), dtype=spec_ref.real.dtype, device=spec_ref.device)
-    elif rule == "band_energy":
+    elif rule in ("band_energy", "output_to_input"):
         ref, out = spec_ref[:, :cutoff_bin].abs().pow(2).sum().sqrt(), spec_out[:, :cutoff_bin].abs().pow(2).sum().sqrt()
     else:
         raise ValueError(f"unknown LFR ratio rule {rule!r}; known: {list(RATIO_RULES)}")
@@ -74,7 +79,11 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
         cutoff_bin = rolloff_bin(ref)
     spec_out, spec_ref = _stft(out, n_fft, hop), _stft(ref, n_fft, hop)
     ratio = float(level_ratio(spec_ref, spec_out, cutoff_bin, ratio_rule).clamp(*ratio_range))
-    spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] / ratio
+    if ratio_rule == "output_to_input":
+        spec_out[:, cutoff_bin:] *= ratio
+        spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin]
+    else:
+        spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] / ratio
     gain_db = 0.0
     if max_added_band_db is not None:
         added = spec_out[:, cutoff_bin:].abs().pow(2).sum()

@@ -107,7 +107,7 @@ def test_lfr_restores_the_input_low_band_and_keeps_the_generated_high_band():
     assert _lowpassed(result.audio - generated, 3500).pow(2).mean() > 0.1 * _lowpassed(generated, 3500).pow(2).mean()
 
 
-@pytest.mark.parametrize("rule", ["cutoff_magnitude", "band_energy"])
+@pytest.mark.parametrize("rule", ["cutoff_magnitude", "band_energy", "output_to_input"])
 def test_lfr_level_ratio_is_clamped(rule):
     lowres = _lowpassed(white_noise(0.5, seed=1), 4000)
     assert replace_low_frequencies(3 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(0.8)
@@ -125,6 +125,23 @@ def test_lfr_at_the_content_edge_boosts_the_kept_band_unless_the_ratio_rule_is_n
     assert boosted.level_ratio == pytest.approx(0.8) and float(level_db(boosted.audio)) == pytest.approx(1.94, abs=0.05)
     kept = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="none")
     assert kept.level_ratio == 1.0 and abs(float(level_db(kept.audio))) < 0.01
+
+
+def test_lfr_output_to_input_keeps_the_input_and_corrects_the_generated_band():
+    """A model output 2 dB too loud everywhere: band_energy brings the kept band up to it (+2 dB);
+    output_to_input keeps the input exact and takes the generated band down by the same 2 dB."""
+    reference = white_noise(1.0, seed=3)
+    lowres = _lowpassed(reference, 4000)
+    generated = 10 ** (2 / 20) * reference  # right content, 2 dB too loud
+    edge = 4000 * 2048 // SR
+    low_db = lambda x: float(10 * torch.log10(_lowpassed(x, 3500).pow(2).mean() / _lowpassed(lowres, 3500).pow(2).mean()))
+    high = lambda x: x - _lowpassed(x, 4600)
+    high_db = lambda x: float(10 * torch.log10(high(x).pow(2).mean() / high(reference).pow(2).mean()))
+    joined = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="band_energy")
+    assert low_db(joined.audio) == pytest.approx(2.0, abs=0.1) and high_db(joined.audio) == pytest.approx(2.0, abs=0.1)
+    fixed = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="output_to_input")
+    assert fixed.level_ratio == pytest.approx(10 ** (-2 / 20), rel=0.02)
+    assert abs(low_db(fixed.audio)) < 0.05 and abs(high_db(fixed.audio)) < 0.1
 
 
 # ---------------------------------------------------------------- windows
