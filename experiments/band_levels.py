@@ -1,7 +1,6 @@
 """Where an LSD comes from: per-band LSD and level of written examples against their references.
 
-    .venv/bin/python experiments/band_levels.py runs/real_audio/seed0/examples_test_band_energy \
-        runs/real_audio_pyramid/seed0/examples_test_band_energy
+    .venv/bin/python experiments/band_levels.py --pool runs/real_audio/seed*/examples_test_output_to_input
 
 Reads the ``<name>_<cutoff>k_{reference,input,output}.wav`` triples that
 ``proof_of_learning.py`` writes (``callbacks.write_examples``), and prints one markdown
@@ -48,15 +47,19 @@ def envelope_correlation(estimate, reference, cutoff_hz: float, sample_rate: int
     return float((a * b).sum()) / denominator if denominator > 0 else float("nan")
 
 
-def band_rows(folder: Path, edges: tuple[float, ...] = EDGES_HZ) -> list[dict]:
-    """One row per (category, cutoff, signal), means over the folder's clips."""
+def band_rows(folder: Path | list[Path], edges: tuple[float, ...] = EDGES_HZ) -> list[dict]:
+    """One row per (category, cutoff, signal), means over the clips of the folder (or folders, pooled)."""
     from saga_sr_plugin.audio_io import read_audio
     from saga_sr_plugin.metrics import lsd_by_band
 
     groups: dict[tuple[str, int, str], list[list[dict[str, float]]]] = collections.defaultdict(list)
-    references = sorted(folder.glob("*_reference.wav"))
-    if not references:
-        raise FileNotFoundError(f"no *_reference.wav examples under {folder} (written by proof_of_learning.py)")
+    folders = [folder] if isinstance(folder, Path) else list(folder)
+    references = []
+    for f in folders:
+        found = sorted(f.glob("*_reference.wav"))
+        if not found:
+            raise FileNotFoundError(f"no *_reference.wav examples under {f} (written by proof_of_learning.py)")
+        references += found
     for ref_path in references:
         match = TRIPLE.match(ref_path.name)
         if match is None:
@@ -75,7 +78,8 @@ def band_rows(folder: Path, edges: tuple[float, ...] = EDGES_HZ) -> list[dict]:
             groups[key].append(bands)
     rows = []
     for (category, cutoff, signal), clips in sorted(groups.items()):
-        row = {"folder": str(folder), "category": category, "cutoff_khz": cutoff, "signal": signal, "clips": len(clips)}
+        label = str(folders[0]) if len(folders) == 1 else f"{len(folders)} folders"
+        row = {"folder": label, "category": category, "cutoff_khz": cutoff, "signal": signal, "clips": len(clips)}
         for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
             name = f"{lo / 1000:g}-{hi / 1000:g} kHz"
             row[name] = (sum(c[i]["lsd"] for c in clips) / len(clips), sum(c[i]["level_db"] for c in clips) / len(clips))
@@ -98,8 +102,11 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="+", type=Path, help="examples folders (seedN/examples*)")
+    p.add_argument("--pool", action="store_true", help="one row per category, cutoff and signal over all folders "
+                                                       "(e.g. the seeds of one run)")
     args = p.parse_args(argv)
-    text = markdown([row for folder in args.folders for row in band_rows(folder)])
+    groups = [args.folders] if args.pool else [[f] for f in args.folders]
+    text = markdown([row for folders in groups for row in band_rows(folders)])
     print("LSD (NU-Wave 2) per band, the band's level against the reference's in brackets, and the\n"
           "correlation of the cutoff-16 kHz band's frame energies (dB) with the reference's\n\n" + text)
     return text

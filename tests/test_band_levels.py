@@ -43,6 +43,9 @@ def test_band_rows_find_a_loud_generated_band_and_a_steady_one(tmp_path):
     assert rows["speech", "input"]["envelope_r"] > 0.9  # the input's own low band holds the timing
     assert rows["music", "input"]["8-22.05 kHz"][1] < -60  # the input has nothing there
     assert "| envelope r |" in band_levels.markdown(list(rows.values()))
+    pooled = {(r["category"], r["signal"]): r for r in band_levels.band_rows([tmp_path, tmp_path])}
+    assert pooled["music", "output"]["clips"] == 2 and pooled["music", "output"]["folder"] == "2 folders"
+    assert pooled["music", "output"]["envelope_r"] == pytest.approx(music["envelope_r"])
 
 
 def test_band_rows_name_what_is_missing(tmp_path):
