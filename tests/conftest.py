@@ -61,6 +61,13 @@ def sine(freq: float, seconds: float = 1.0, channels: int = 2, amp: float = 0.5)
     return (amp * torch.sin(2 * torch.pi * freq * t)).repeat(channels, 1)
 
 
+def lowpassed(x: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
+    """Brick-wall low-pass (FFT bins above ``cutoff_hz`` zeroed), same length."""
+    spec = torch.fft.rfft(x)
+    spec[..., torch.fft.rfftfreq(x.shape[-1], 1 / SR) > cutoff_hz] = 0
+    return torch.fft.irfft(spec, n=x.shape[-1])
+
+
 def white_noise(seconds: float = 1.0, channels: int = 2, seed: int = 0, amp: float = 0.3) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return amp * torch.randn(channels, int(seconds * SR), generator=g)

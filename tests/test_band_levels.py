@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import ROOT, SR, white_noise
+from conftest import ROOT, SR, lowpassed, white_noise
 
 sys.path.insert(0, str(ROOT / "experiments"))
 import band_levels  # noqa: E402
@@ -20,17 +20,12 @@ def _bursts(seconds: float = 1.0) -> torch.Tensor:
     return x * (0.05 + gate)
 
 
-def _lowpass(x: torch.Tensor, hz: float) -> torch.Tensor:
-    spec = torch.fft.rfft(x, dim=-1)
-    return torch.fft.irfft(spec * (torch.fft.rfftfreq(x.shape[-1], 1 / SR) < hz), n=x.shape[-1], dim=-1)
-
-
 def test_band_rows_find_a_loud_generated_band_and_a_steady_one(tmp_path):
     reference = _bursts()
-    lowres = _lowpass(reference, 4000)
+    lowres = lowpassed(reference, 4000)
     high = reference - lowres
     outputs = {"music_a": lowres + 10 ** (6 / 20) * high,  # the right envelope, 6 dB too loud above 4 kHz
-               "speech_b": lowres + _lowpass(white_noise(1.0, seed=9), 16000) - _lowpass(white_noise(1.0, seed=9), 4100)}  # steady noise: no envelope
+               "speech_b": lowres + lowpassed(white_noise(1.0, seed=9), 16000) - lowpassed(white_noise(1.0, seed=9), 4100)}  # steady noise: no envelope
     for name, output in outputs.items():
         for signal, audio in (("reference", reference), ("input", lowres), ("output", output)):
             sf.write(tmp_path / f"{name}_4k_{signal}.wav", audio.T.numpy(), SR, subtype="FLOAT")

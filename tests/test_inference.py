@@ -12,7 +12,7 @@ from saga_sr_plugin.inference import Upsampler, process_in_windows
 from saga_sr_plugin.postprocess import replace_low_frequencies
 from saga_sr_plugin.sampling import combine_guidance, linear_quadratic_schedule, make_guided_model
 from saga_sr_plugin.simulation import BadAudioError, rolloff_bin
-from conftest import SR, demo_config, white_noise
+from conftest import SR, demo_config, lowpassed, white_noise
 
 
 # ---------------------------------------------------------------- schedule
@@ -82,34 +82,27 @@ def test_combine_guidance_reduces_to_conditional_at_unit_scales():
 
 
 # ---------------------------------------------------------------- low-frequency replacement
-def _lowpassed(x, cutoff_hz):
-    spec = torch.fft.rfft(x)
-    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / SR)
-    spec[..., freqs > cutoff_hz] = 0
-    return torch.fft.irfft(spec, n=x.shape[-1])
-
-
 def test_lfr_restores_the_input_low_band_and_keeps_the_generated_high_band():
-    lowres = _lowpassed(white_noise(1.0, seed=1), 4000)
-    generated = _lowpassed(white_noise(1.0, seed=2), 4000) + (white_noise(1.0, seed=3) - _lowpassed(white_noise(1.0, seed=3), 4000))
+    lowres = lowpassed(white_noise(1.0, seed=1), 4000)
+    generated = lowpassed(white_noise(1.0, seed=2), 4000) + (white_noise(1.0, seed=3) - lowpassed(white_noise(1.0, seed=3), 4000))
     result = replace_low_frequencies(generated, lowres)
     assert 0.8 <= result.level_ratio <= 1.2 and result.band_gain_db == 0.0
     cut = result.cutoff_bin
     assert abs(cut * SR / 2048 - 4000) < 300
     # compared as waveforms band-limited away from the boundary (an STFT edit is not an exact STFT)
     gain = 1 / result.level_ratio
-    low_err = _lowpassed(result.audio - gain * lowres, 3500).pow(2).mean() / _lowpassed(lowres, 3500).pow(2).mean()
+    low_err = lowpassed(result.audio - gain * lowres, 3500).pow(2).mean() / lowpassed(lowres, 3500).pow(2).mean()
     assert low_err < 1e-4, low_err
-    high = lambda x: x - _lowpassed(x, 4600)
+    high = lambda x: x - lowpassed(x, 4600)
     high_err = high(result.audio - generated).pow(2).mean() / high(generated).pow(2).mean()
     assert high_err < 1e-4, high_err
     # the generated low band (seed 2) is gone
-    assert _lowpassed(result.audio - generated, 3500).pow(2).mean() > 0.1 * _lowpassed(generated, 3500).pow(2).mean()
+    assert lowpassed(result.audio - generated, 3500).pow(2).mean() > 0.1 * lowpassed(generated, 3500).pow(2).mean()
 
 
 @pytest.mark.parametrize("rule", ["cutoff_magnitude", "band_energy", "output_to_input"])
 def test_lfr_level_ratio_is_clamped(rule):
-    lowres = _lowpassed(white_noise(0.5, seed=1), 4000)
+    lowres = lowpassed(white_noise(0.5, seed=1), 4000)
     assert replace_low_frequencies(3 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(0.8)
     assert replace_low_frequencies(0.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1.2)
     assert replace_low_frequencies(1.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1 / 1.1, rel=1e-3)
@@ -117,10 +110,10 @@ def test_lfr_level_ratio_is_clamped(rule):
 
 def test_lfr_at_the_content_edge_boosts_the_kept_band_unless_the_ratio_rule_is_none():
     """At the input's content edge its own transition band makes r hit the 0.8 clamp (+1.9 dB); "none" keeps it."""
-    lowres = _lowpassed(white_noise(1.0, seed=1), 4000)
+    lowres = lowpassed(white_noise(1.0, seed=1), 4000)
     generated = white_noise(1.0, seed=2)  # full band, full level at the edge
     edge = 4000 * 2048 // SR + 1  # the bin where the input falls off: its content edge
-    level_db = lambda x: 10 * torch.log10(_lowpassed(x, 3500).pow(2).mean() / _lowpassed(lowres, 3500).pow(2).mean())
+    level_db = lambda x: 10 * torch.log10(lowpassed(x, 3500).pow(2).mean() / lowpassed(lowres, 3500).pow(2).mean())
     boosted = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="cutoff_magnitude")
     assert boosted.level_ratio == pytest.approx(0.8) and float(level_db(boosted.audio)) == pytest.approx(1.94, abs=0.05)
     kept = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="none")
@@ -131,11 +124,11 @@ def test_lfr_output_to_input_keeps_the_input_and_corrects_the_generated_band():
     """A model output 2 dB too loud everywhere: band_energy brings the kept band up to it (+2 dB);
     output_to_input keeps the input exact and takes the generated band down by the same 2 dB."""
     reference = white_noise(1.0, seed=3)
-    lowres = _lowpassed(reference, 4000)
+    lowres = lowpassed(reference, 4000)
     generated = 10 ** (2 / 20) * reference  # right content, 2 dB too loud
     edge = 4000 * 2048 // SR
-    low_db = lambda x: float(10 * torch.log10(_lowpassed(x, 3500).pow(2).mean() / _lowpassed(lowres, 3500).pow(2).mean()))
-    high = lambda x: x - _lowpassed(x, 4600)
+    low_db = lambda x: float(10 * torch.log10(lowpassed(x, 3500).pow(2).mean() / lowpassed(lowres, 3500).pow(2).mean()))
+    high = lambda x: x - lowpassed(x, 4600)
     high_db = lambda x: float(10 * torch.log10(high(x).pow(2).mean() / high(reference).pow(2).mean()))
     joined = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="band_energy")
     assert low_db(joined.audio) == pytest.approx(2.0, abs=0.1) and high_db(joined.audio) == pytest.approx(2.0, abs=0.1)
