@@ -63,6 +63,7 @@ def band_rows(folder: Path | list[Path], edges: tuple[float, ...] = EDGES_HZ) ->
     for ref_path in references:
         match = TRIPLE.match(ref_path.name)
         if match is None:
+            print(f"skipped {ref_path}: not named <category>_<name>_<cutoff>k_reference.wav", file=sys.stderr)
             continue
         reference, rate = read_audio(ref_path)
         for signal in ("input", "output"):
@@ -77,8 +78,8 @@ def band_rows(folder: Path | list[Path], edges: tuple[float, ...] = EDGES_HZ) ->
                                                              estimate_band=(0, cutoff) if signal == "input" else None)})
             groups[key].append(bands)
     rows = []
+    label = str(folders[0]) if len(folders) == 1 else f"{len(folders)} folders"
     for (category, cutoff, signal), clips in sorted(groups.items()):
-        label = str(folders[0]) if len(folders) == 1 else f"{len(folders)} folders"
         row = {"folder": label, "category": category, "cutoff_khz": cutoff, "signal": signal, "clips": len(clips)}
         for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
             name = f"{lo / 1000:g}-{hi / 1000:g} kHz"

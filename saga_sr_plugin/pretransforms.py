@@ -103,7 +103,7 @@ def wavelet_packet_from_config(config: dict, sample_rate: int,
     if unknown or not {"channels", "levels"} <= set(config):
         raise ValueError(f"the 'saga_wavelet_packet' pretransform takes channels, levels and an optional wavelet "
                          f"(the official 'wavelet' type's options); got {sorted(config)}")
-    return WaveletPacketPretransform(config["channels"], config["levels"], config.get("wavelet", "bior4.4"))
+    return WaveletPacketPretransform(**config)
 
 
 PLUGIN_PRETRANSFORMS = {"saga_scaled": scaled_from_config, "saga_wavelet_packet": wavelet_packet_from_config}
