@@ -81,10 +81,11 @@ def main(argv: list[str] | None = None) -> TrainingRun:
 
     import pytorch_lightning as pl
     import saga_sr_plugin  # noqa: F401  registers the SAGA-SR conditioners
-    from saga_sr_plugin.checkpoints import CheckpointError, export_model
+    from saga_sr_plugin.models.weights import CheckpointError
+    from saga_sr_plugin.training.export import export_model
     from saga_sr_plugin.configs import ConfigError, load_json
-    from saga_sr_plugin.demo import ensure_demo_assets
-    from saga_sr_plugin import training
+    from saga_sr_plugin.data.demo_assets import ensure_demo_assets
+    from saga_sr_plugin.training import assembly
 
     run_dir = Path(args.save_dir) / args.name
     try:
@@ -98,19 +99,19 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         dataset_config = load_json(args.dataset_config, "dataset config")
 
         pl.seed_everything(args.seed + int(os.environ.get("SLURM_PROCID", 0)), workers=True)
-        train_dl = training.build_dataloader(dataset_config, args.dataset_config, model_config,
+        train_dl = assembly.build_dataloader(dataset_config, args.dataset_config, model_config,
                                              args.batch_size, args.num_workers)
         val_dl = None
         if args.val_dataset_config:
             val_config = load_json(args.val_dataset_config, "validation dataset config")
-            val_dl = training.build_dataloader(val_config, args.val_dataset_config, model_config,
+            val_dl = assembly.build_dataloader(val_config, args.val_dataset_config, model_config,
                                                args.batch_size, args.num_workers, shuffle=False)
-        model = training.build_model(model_config, args.model_config, args.pretrained_ckpt_path,
+        model = assembly.build_model(model_config, args.model_config, args.pretrained_ckpt_path,
                                      args.pretransform_ckpt_path, args.remove_pretransform_weight_norm)
-        wrapper = training.build_training_wrapper(model_config, model)
+        wrapper = assembly.build_training_wrapper(model_config, model)
         if args.ckpt_path:
-            training.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
-        strategy = training.make_strategy(args.strategy, args.devices)
+            assembly.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
+        strategy = assembly.make_strategy(args.strategy, args.devices)
     except (ConfigError, CheckpointError, FileNotFoundError, OSError) as err:
         fail(str(err))
 
@@ -129,14 +130,14 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     callbacks = [
         pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=args.checkpoint_every,
                                      save_top_k=-1, save_last=True),
-        training.ModelConfigEmbedder(model_config),
+        assembly.ModelConfigEmbedder(model_config),
     ]
-    interrupt = training.InterruptCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt")
+    interrupt = assembly.InterruptCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt")
     callbacks.append(interrupt)
     demo_callback = None
     if args.demo_dir:
-        from saga_sr_plugin.callbacks import SRDemoCallback, load_examples
-        from saga_sr_plugin.sidecar import read_captions
+        from saga_sr_plugin.training.callbacks import SRDemoCallback, load_examples
+        from saga_sr_plugin.data.sidecar import read_captions
 
         demo_callback = SRDemoCallback(model_config, load_examples(args.demo_dir, args.demo_count,
                                                                    read_captions(args.demo_dir)),
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         num_sanity_val_steps=0, enable_progress_bar=True,
     )
     try:
-        trainer.accumulate_grad_batches = training.gradient_accumulation(
+        trainer.accumulate_grad_batches = assembly.gradient_accumulation(
             model_config, args.model_config, args.batch_size, trainer.num_devices * trainer.num_nodes,
             args.accum_batches)
     except ConfigError as err:
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         if interrupt.saved is None:
             raise
     if interrupt.interrupted:
-        training.report_interrupt(interrupt, sys.argv if argv is None else ["train_entry.py", *argv])
+        assembly.report_interrupt(interrupt, sys.argv if argv is None else ["train_entry.py", *argv])
         if not args.export_on_interrupt:
             raise SystemExit(130)
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     if interrupt.interrupted:
         raise SystemExit(130)
     if demo_callback is not None:
-        from saga_sr_plugin.callbacks import write_examples
+        from saga_sr_plugin.training.callbacks import write_examples
 
         examples = demo_callback.run(trainer, wrapper)
         demo_dir = write_examples(examples, run_dir / "demo")

@@ -37,7 +37,7 @@ T5_SMOKE = dict(d_model=768, num_layers=1, num_heads=4, d_kv=16, d_ff=256)
 
 
 def paper_config(tmp: Path, depth: int, sample_size: int, t5: dict) -> dict:
-    from saga_sr_plugin.demo import save_tiny_t5
+    from saga_sr_plugin.data.demo_assets import save_tiny_t5
 
     config = json.loads((ROOT / "model_configs" / "saga_model_config.json").read_text())
     config["model"]["diffusion"]["config"]["depth"] = depth

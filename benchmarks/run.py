@@ -46,7 +46,7 @@ def sync() -> None:
 
 
 def demo_config(tmp: Path, sample_size: int = 32768) -> dict:
-    from saga_sr_plugin.demo import save_tiny_t5
+    from saga_sr_plugin.data.demo_assets import save_tiny_t5
 
     config = json.loads((ROOT / "model_configs" / "saga_demo_config.json").read_text())
     t5 = tmp / "t5"
@@ -149,7 +149,7 @@ def describe_comparison(results: list[tuple[str, float, int]]) -> list[str]:
 
 def time_guidance(config: dict, steps: int) -> tuple[float, float]:
     from stable_audio_tools.models.factory import create_model_from_config
-    from saga_sr_plugin.sampling import make_guided_model, make_sequential_guided_model
+    from saga_sr_plugin.inference.sampling import make_guided_model, make_sequential_guided_model
 
     model = create_model_from_config(config).to(device()).eval()
     n = config["sample_size"]
@@ -175,7 +175,7 @@ def time_guidance(config: dict, steps: int) -> tuple[float, float]:
 
 
 def time_simulation(clips: int) -> dict[str, float]:
-    from saga_sr_plugin.simulation import FILTER_TYPES, SimulationConfig, simulate_low_res
+    from saga_sr_plugin.data.simulation import FILTER_TYPES, SimulationConfig, simulate_low_res
 
     rng = np.random.default_rng(0)
     out = {}
@@ -195,7 +195,7 @@ MEMORY_SNIPPET = """
 import resource, sys, torch, json
 sys.path.insert(0, {root!r})
 import saga_sr_plugin
-from saga_sr_plugin.inference import Upsampler
+from saga_sr_plugin.inference.upsampler import Upsampler
 from stable_audio_tools.models.factory import create_model_from_config
 config = json.load(open({config!r}))
 up = Upsampler(create_model_from_config(config), config, device={device!r})
@@ -218,7 +218,7 @@ def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1
                    dtype: torch.dtype = torch.float32) -> tuple[float, int]:
     """(real-time factor, peak GPU bytes or 0) of one upsampling with windows ``batch_size`` at a time."""
     from stable_audio_tools.models.factory import create_model_from_config
-    from saga_sr_plugin.inference import Upsampler
+    from saga_sr_plugin.inference.upsampler import Upsampler
 
     torch.manual_seed(0)
     up = Upsampler(create_model_from_config(config).to(dtype), config, device=device(), dtype=dtype)
@@ -235,7 +235,7 @@ def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1
 
 def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
     from tiny_qwen2_audio import save_tiny_qwen2_audio
-    from saga_sr_plugin.captioning import Captioner
+    from saga_sr_plugin.captioning.qwen2_audio import Captioner
 
     captioner = Captioner.load(str(save_tiny_qwen2_audio(tmp / "qwen")), device=device(), max_new_tokens=16)
     items = [(0.2 * torch.randn(2, 44100 * 6), 44100) for _ in range(files)]

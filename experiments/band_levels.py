@@ -49,8 +49,8 @@ def envelope_correlation(estimate, reference, cutoff_hz: float, sample_rate: int
 
 def band_rows(folder: Path | list[Path], edges: tuple[float, ...] = EDGES_HZ) -> list[dict]:
     """One row per (category, cutoff, signal), means over the clips of the folder (or folders, pooled)."""
-    from saga_sr_plugin.audio_io import read_audio
-    from saga_sr_plugin.metrics import lsd_by_band
+    from saga_sr_plugin.data.audio_io import read_audio
+    from saga_sr_plugin.evaluation.metrics import lsd_by_band
 
     groups: dict[tuple[str, int, str], list[list[dict[str, float]]]] = collections.defaultdict(list)
     folders = [folder] if isinstance(folder, Path) else list(folder)

@@ -29,7 +29,7 @@ SYSTEM = "saga-sr"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from saga_sr_plugin.postprocess import RATIO_RULES
+    from saga_sr_plugin.inference.postprocess import RATIO_RULES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -101,12 +101,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import torch
     import train_entry
-    from saga_sr_plugin.callbacks import run_sr_examples, write_examples
-    from saga_sr_plugin.demo import ensure_demo_assets
-    from saga_sr_plugin.evaluation import evaluate, list_references, load_reference, markdown_table, plot_summary, write_csv
-    from saga_sr_plugin.inference import Upsampler
-    from saga_sr_plugin.metrics import mean_std
-    from saga_sr_plugin.sidecar import captions_under
+    from saga_sr_plugin.training.callbacks import run_sr_examples, write_examples
+    from saga_sr_plugin.data.demo_assets import ensure_demo_assets
+    from saga_sr_plugin.evaluation.protocol import evaluate, list_references, load_reference, markdown_table, plot_summary, write_csv
+    from saga_sr_plugin.inference.upsampler import Upsampler
+    from saga_sr_plugin.evaluation.metrics import mean_std
+    from saga_sr_plugin.data.sidecar import captions_under
 
     if args.eval_dir is None:
         eval_dir = ensure_demo_assets() / "audio" / "val"

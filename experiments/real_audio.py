@@ -37,7 +37,7 @@ CATEGORY_WORDS = ("speech", "orchestral", "music")
 
 
 def ensure_t5(folder: Path) -> Path:
-    from saga_sr_plugin.demo import WORDS, save_tiny_t5
+    from saga_sr_plugin.data.demo_assets import WORDS, save_tiny_t5
 
     if not (folder / "config.json").exists():
         save_tiny_t5(folder, words=(*WORDS, *CATEGORY_WORDS))
@@ -66,7 +66,7 @@ def with_t5(model_config: Path, t5: Path, out: Path) -> Path:
 
 def test_subset(test_dir: Path, out: Path, per_category: int, seed: int = 0) -> Path:
     """``per_category`` test clips per category (fixed random choice), linked under ``out`` with their captions."""
-    from saga_sr_plugin.sidecar import captions_under, write_sidecar
+    from saga_sr_plugin.data.sidecar import captions_under, write_sidecar
 
     captions = captions_under(test_dir)
     marker = out / "subset.json"
@@ -90,7 +90,7 @@ def test_subset(test_dir: Path, out: Path, per_category: int, seed: int = 0) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from saga_sr_plugin.postprocess import RATIO_RULES
+    from saga_sr_plugin.inference.postprocess import RATIO_RULES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/real")
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     demo_dir = test_subset(data / "val", data / "val_demo", 2)
     dataset = {"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
                "datasets": [{"id": "real", "path": str(data / "train"),
-                             "custom_metadata_module": "saga_sr_plugin.metadata"}]}
+                             "custom_metadata_module": "saga_sr_plugin.data.metadata"}]}
     dataset_path = data / "train_dataset.json"
     text = json.dumps(dataset, indent=1)
     if not dataset_path.exists() or dataset_path.read_text() != text:  # seeds may start in parallel: no rewrite

@@ -36,7 +36,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from saga_sr_plugin.sidecar import captions_under, write_sidecar  # noqa: E402
+from saga_sr_plugin.data.sidecar import captions_under, write_sidecar  # noqa: E402
 
 BUNDLE_VERSION = 1
 LOSSLESS = {"format": "FLAC", "subtype": "PCM_16", "ext": ".flac"}

@@ -103,9 +103,9 @@ def clips_of(audio: torch.Tensor, length: int) -> list[tuple[int, torch.Tensor]]
 
 
 def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict = SOURCES) -> dict:
-    from saga_sr_plugin.audio_io import list_audio_files, read_audio, write_audio
-    from saga_sr_plugin.sidecar import write_sidecar
-    from saga_sr_plugin.simulation import BadAudioError
+    from saga_sr_plugin.data.audio_io import list_audio_files, read_audio, write_audio
+    from saga_sr_plugin.data.sidecar import write_sidecar
+    from saga_sr_plugin.data.simulation import BadAudioError
 
     settings = {"clip_seconds": clip_seconds, "min_bandwidth_hz": min_bandwidth_hz, "version": 2,
                 "sources": {c: [str(f) for _, f, _ in s] for c, s in sources.items()}}

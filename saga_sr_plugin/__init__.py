@@ -1,12 +1,18 @@
 """SAGA-SR as a thin plugin over stable-audio-tools.
 
-Importing the package registers the SAGA-SR conditioner types with the official
-model factory and applies the small compatibility repairs stable-audio-tools 0.0.19
-needs on a current stack (``compat``); nothing else is needed before
-``create_model_from_config``.
+Importing the package registers the SAGA-SR conditioner and pretransform types with
+the official model factory (``models.registry``) and applies the small compatibility
+repairs stable-audio-tools 0.0.19 needs on a current stack (``training.compat``);
+nothing else is needed before ``create_model_from_config``.
+
+Layers, bottom to top (imports point down only; ``pyproject.toml``'s import-linter
+contract checks it): ``models`` | ``data`` -> ``inference`` | ``captioning`` ->
+``evaluation`` -> ``training`` -> ``interface``. ``configs`` and ``atomic`` are small
+utilities every layer may use. docs/design.md maps each part onto the paper and the
+official code.
 """
-from .compat import install as _install_compat
-from .registry import register as _register
+from .models.registry import register as _register
+from .training.compat import install as _install_compat
 
 _install_compat()
 _register()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,11 @@ import pytest
 import torch
 
 import saga_sr_plugin  # noqa: F401  registers the conditioners
-from saga_sr_plugin.demo import save_tiny_t5
+from saga_sr_plugin.data.demo_assets import save_tiny_t5
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
+sys.path.insert(0, str(ROOT))  # train_entry.py, for the tests of every folder
 
 
 @pytest.fixture(scope="session")
@@ -84,13 +87,13 @@ def rng() -> np.random.Generator:
 
 def write_demo_dataset(root: Path, clips: int = 4, seed: int = 3, seconds: float = 0.5) -> str:
     """``clips`` captioned demo clips under ``root/clips`` and an official ``audio_dir`` dataset config for them."""
-    from saga_sr_plugin.demo import write_split
+    from saga_sr_plugin.data.demo_assets import write_split
 
     write_split(root / "clips", clips, np.random.default_rng(seed), seconds)
     path = root / "dataset.json"
     path.write_text(json.dumps({"dataset_type": "audio_dir", "random_crop": True, "drop_last": True,
                                 "datasets": [{"id": "d", "path": str(root / "clips"),
-                                              "custom_metadata_module": "saga_sr_plugin.metadata"}]}))
+                                              "custom_metadata_module": "saga_sr_plugin.data.metadata"}]}))
     return str(path)
 
 
@@ -99,3 +102,46 @@ def dataset_config(tmp_path_factory) -> str:
     """Four 0.5 s demo clips through the official dataset config (one set per test module)."""
     return write_demo_dataset(tmp_path_factory.mktemp("data"))
 
+
+# ---------------------------------------------------------------- shared by several test folders
+@pytest.fixture(scope="module")
+def dataset(dataset_config) -> str:
+    return dataset_config
+
+
+@pytest.fixture
+def config_file(tmp_path, tiny_t5) -> str:
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(demo_config(tiny_t5, sample_size=8192)))
+    return str(path)
+
+
+def one_line_error(err: str) -> str:
+    """The single ``error:`` line a command printed instead of a traceback (progress bars may precede it)."""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def run_train(config: str, dataset: str, out: Path, *extra: str):
+    import train_entry
+
+    return train_entry.main(["--model-config", config, "--dataset-config", dataset, "--save-dir", str(out),
+                             "--name", "r", "--batch-size", "2", "--num-workers", "1", "--checkpoint-every", "1000",
+                             *extra])
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def evil_ckpt(tmp_path) -> tuple[Path, Path]:
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Payload(marker)}, path)
+    return path, marker

@@ -23,11 +23,11 @@ import torch
 from stable_audio_tools.models.factory import create_model_from_config
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
-from conftest import ROOT, demo_config, white_noise
+from conftest import ROOT, SR, demo_config, white_noise
 from device_audit import FactoryDeviceAudit
-from saga_sr_plugin.conditioners import LocalT5Conditioner
-from saga_sr_plugin.demo import save_tiny_t5
-from saga_sr_plugin.inference import Upsampler
+from saga_sr_plugin.models.conditioners import LocalT5Conditioner
+from saga_sr_plugin.data.demo_assets import save_tiny_t5
+from saga_sr_plugin.inference.upsampler import Upsampler
 
 sys.path.insert(0, str(ROOT))
 import train_entry  # noqa: E402
@@ -80,7 +80,7 @@ def test_a_training_step_creates_every_tensor_on_a_named_device(tiny_t5):
 
 def test_the_audit_catches_a_window_without_a_device():
     """The check itself can fail: a plugin-style call without device= is recorded."""
-    from saga_sr_plugin import postprocess
+    from saga_sr_plugin.inference import postprocess
 
     with FactoryDeviceAudit() as audit:
         postprocess.torch.hann_window(8)  # called from this test module: not the plugin's code
@@ -136,7 +136,7 @@ def test_cuda_upsampling(demo_model_files, dtype):
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed", "32"])
 def test_cuda_training_steps(tmp_path, dataset_config, precision):
     """Three steps, an SR demo (validation LSD) in the middle and at the end, and the EMA export, on the GPU."""
-    from saga_sr_plugin.demo import ensure_demo_assets
+    from saga_sr_plugin.data.demo_assets import ensure_demo_assets
 
     demo_dir = str(ensure_demo_assets() / "audio" / "val")
     run = train_steps(fp16_t5_config(tmp_path), dataset_config, tmp_path, precision, "gpu",
@@ -153,7 +153,7 @@ def test_cuda_training_steps(tmp_path, dataset_config, precision):
 @pytest.mark.cuda
 def test_cuda_captioning_in_bf16(tmp_path):
     from tiny_qwen2_audio import save_tiny_qwen2_audio
-    from saga_sr_plugin.captioning import Captioner
+    from saga_sr_plugin.captioning.qwen2_audio import Captioner
 
     captioner = Captioner.load(str(save_tiny_qwen2_audio(tmp_path / "qwen")), device="cuda", dtype="auto",
                                max_new_tokens=6)

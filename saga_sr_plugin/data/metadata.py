@@ -1,0 +1,92 @@
+"""SAGA-SR's data side, as a ``custom_metadata_module`` for the official ``audio_dir`` dataset.
+
+Point a dataset config at it by module name (``train_entry.py`` resolves it to this
+file) or by path::
+
+    {"id": "music", "path": "/data/music", "custom_metadata_module": "saga_sr_plugin.data.metadata"}
+
+For each cropped clip it returns the simulated low-res clip (under ``__audio__`` so
+the dataset pads/crops it like the main audio), both normalised roll-offs, the
+caption from the root's ``captions.jsonl`` and what the degradation was.
+Simulation ranges come from the dataset config's ``saga_sr`` block, passed to the
+workers through the ``SAGA_SR_SIMULATION`` environment variable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+# Absolute imports: the official loader executes this file as a top-level module.
+from saga_sr_plugin.data.sidecar import read_captions, sidecar_path
+from saga_sr_plugin.data.simulation import SimulationConfig, simulate_low_res
+
+ENV_SIMULATION = "SAGA_SR_SIMULATION"
+log = logging.getLogger("saga_sr.data")
+
+# Counted, logged fallbacks: visible in the logs, never silent.
+counters: Counter = Counter()
+_lock = threading.Lock()
+
+
+def configure(options: dict | None) -> SimulationConfig:
+    """Validate the dataset config's ``saga_sr`` block and hand it to the (future) workers."""
+    config = SimulationConfig(**(options or {}))
+    os.environ[ENV_SIMULATION] = json.dumps(options or {})
+    _simulation_config.cache_clear()
+    return config
+
+
+@lru_cache(maxsize=1)
+def _simulation_config() -> SimulationConfig:
+    return SimulationConfig(**json.loads(os.environ.get(ENV_SIMULATION, "{}")))
+
+
+@lru_cache(maxsize=64)
+def _captions(root: str) -> dict[str, str]:
+    return read_captions(root)
+
+
+def count(reason: str, detail: str) -> None:
+    with _lock:
+        counters[reason] += 1
+        n = counters[reason]
+    if n <= 10 or n & (n - 1) == 0:  # the first ten, then every power of two
+        log.warning("%s (%d so far): %s", reason, n, detail)
+
+
+def caption_for(info: dict) -> str:
+    """The clip's caption, or "" (the text null) when the sidecar has none."""
+    path, relpath = info.get("path"), info.get("relpath")
+    if not path or not relpath:
+        count("no relpath for caption lookup", str(path))
+        return ""
+    root = path[: len(path) - len(relpath)].rstrip("/\\") or "."
+    caption = _captions(root).get(relpath.replace(os.sep, "/"), "")
+    if not caption.strip():
+        count("missing caption", f"{relpath} (no entry in {sidecar_path(root)})")
+    return caption
+
+
+def get_custom_metadata(info: dict, audio: torch.Tensor) -> dict:
+    rng = np.random.default_rng(random.getrandbits(64))
+    pair = simulate_low_res(audio, rng, _simulation_config())
+    return {
+        # stable-audio-tools 0.0.19's training step reads md["padding_mask"][0]; its
+        # audio_dir dataset stores a bare tensor, so wrap it as the wrapper expects.
+        "padding_mask": [info["padding_mask"]] if torch.is_tensor(info.get("padding_mask")) else info.get("padding_mask"),
+        "__audio__": {"lr_audio": pair.low_res.clamp(-1, 1)},
+        "rolloff_lr": pair.rolloff_lr,
+        "rolloff_hr": pair.rolloff_hr,
+        "prompt": caption_for(info),
+        "lr_cutoff_hz": pair.spec.cutoff_hz,
+        "lr_filter": pair.spec.filter_type,
+        "lr_order": pair.spec.order,
+    }

@@ -1,0 +1,266 @@
+"""Upsampling any input to 44.1 kHz with a trained SAGA-SR model.
+
+Load once (:meth:`Upsampler.load`: official factory + exported EMA weights), then
+:meth:`Upsampler.upsample` as often as needed. Each window of the model's sample size
+is resampled to 44.1 kHz, encoded by the low-res conditioner, sampled with the
+official Euler loop under eq. 4 guidance, decoded by the VAE; windows overlap and
+are crossfaded, and the low band is finally replaced by the input's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing as tp
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
+
+from ..data.audio_io import prepare_input
+from ..data.simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, content_edge_bin,
+                               rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
+from ..models.conditioners import LowResLatentConditioner
+from ..models.loading import load_exported_model
+from .postprocess import replace_low_frequencies
+from .sampling import sample_guided
+from .settings import UpsampleSettings, check_saga_sr_block
+from .windows import Crossfader
+
+log = logging.getLogger("saga_sr.inference")
+
+
+class UpsampleResult(tp.NamedTuple):
+    audio: torch.Tensor          # (channels, samples) at 44.1 kHz, the input's duration
+    sample_rate: int
+    caption: str
+    input_rolloff: float         # normalised f_l of the whole input (roll-off bin / 1025)
+    input_cutoff_hz: float       # detected input cutoff: the LFR boundary
+    lfr_level_ratio: float | None    # mean over windows of the LFR's r (None: LFR off)
+    added_band_gain_db: float        # strongest cut the added-band cap applied (0: none)
+
+
+@dataclasses.dataclass
+class UpsampleJob:
+    """One input for :meth:`Upsampler.upsample_many`; ``load()`` returns (audio, sample rate)."""
+
+    name: str
+    load: tp.Callable[[], tuple[torch.Tensor, int]]
+    caption: str | None = None
+
+
+@dataclasses.dataclass
+class _InFlight:
+    job: UpsampleJob
+    fader: Crossfader
+    channels: int
+    caption: str
+    rolloff: int
+    cutoff: int
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
+
+
+def _find_conditioner(model: torch.nn.Module, kind: type, what: str) -> str:
+    found = [k for k, c in model.conditioner.conditioners.items() if isinstance(c, kind)]
+    if not found:
+        raise ValueError(f"the model has no {what} conditioner; is this a SAGA-SR config?")
+    return found[0]
+
+
+class Upsampler:
+    """A loaded SAGA-SR model and the settings to run it."""
+
+    def __init__(self, model: torch.nn.Module, model_config: dict, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, captioner: tp.Callable[[torch.Tensor, int], str] | None = None,
+                 prepare: bool = True):
+        """``prepare=False`` leaves device, mode and gradients alone (a model borrowed from training)."""
+        self.model = model.to(device).eval().requires_grad_(False) if prepare else model
+        self.model_config = model_config
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.captioner = captioner
+        self.window = int(model_config["sample_size"])
+        ratio = getattr(model.pretransform, "downsampling_ratio", 1) if model.pretransform is not None else 1
+        if self.window % ratio:
+            raise ValueError(f"sample_size {self.window} is not a multiple of the pretransform's ratio {ratio}")
+        self.latent_ratio = ratio
+        self.lowres_id = _find_conditioner(model, LowResLatentConditioner, "low-res latent (saga_lowres_latent)")
+        self.text_id = _find_conditioner(model, T5Conditioner, "text (saga_t5)")
+        diffusion = model_config["model"]["diffusion"]
+        rolloff_ids = [k for k in diffusion.get("global_cond_ids", [])
+                       if isinstance(model.conditioner.conditioners[k], NumberConditioner)]
+        if len(rolloff_ids) != 2:
+            raise ValueError(f"expected two roll-off ids (input, target) in global_cond_ids, got {rolloff_ids}")
+        self.rolloff_input_id, self.rolloff_target_id = rolloff_ids
+
+    @classmethod
+    def load(cls, model_config_path: str, weights_path: str, device: str = "auto", dtype: str = "float32",
+             captioner: tp.Callable[[torch.Tensor, int], str] | None = None) -> "Upsampler":
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, config = load_exported_model(model_config_path, weights_path)
+        check_saga_sr_block(config.get("saga_sr", {}), model_config_path)
+        return cls(model.to(getattr(torch, dtype)), config, device, getattr(torch, dtype), captioner)
+
+    def settings(self, **overrides: tp.Any) -> UpsampleSettings:
+        return UpsampleSettings.from_config(self.model_config, **overrides)
+
+    @torch.no_grad()
+    def generate_windows(self, windows: tp.Sequence[torch.Tensor], captions: tp.Sequence[str],
+                         settings: UpsampleSettings, seeds: tp.Sequence[int], progress: bool = False) -> torch.Tensor:
+        """Stereo windows (2, sample_size) of low-res audio at 44.1 kHz -> generated (B, 2, sample_size).
+
+        All windows go through each Euler step together (eq. 4: one forward of 3B items).
+        Window i's noise comes from ``seeds[i]`` alone, so a window's output does not
+        depend on which others share its batch. f_l is each window's roll-off, as
+        training computed it per clip.
+        """
+        items = [{self.text_id: caption, self.rolloff_input_id: rolloff_ratio(w.cpu()),
+                  self.rolloff_target_id: settings.target_rolloff, self.lowres_id: w.to(self.device, self.dtype)}
+                 for w, caption in zip(windows, captions)]
+        cond = self.model.conditioner(items, self.device)
+        inputs = self.model.get_conditioning_inputs(cond)
+        inputs = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
+        zl = inputs["input_concat_cond"]
+        null = self.model.conditioner.conditioners[self.lowres_id].null_like(zl)
+        noise = torch.cat([torch.randn((1, *zl.shape[1:]), generator=torch.Generator(device="cpu").manual_seed(seed),
+                                       device="cpu") for seed in seeds]).to(self.device, self.dtype)
+        with tqdm(total=settings.steps, desc=f"{len(windows)} window(s): steps", unit="step", leave=False,
+                  disable=not progress) as bar:
+            latent = sample_guided(self.model.model, noise, inputs, null, settings.steps, settings.guidance_acoustic,
+                                   settings.guidance_text, settings.schedule_threshold,
+                                   callback=lambda _: bar.update(1))
+        return self.model.pretransform.decode(latent.to(self.dtype)).float()
+
+    def caption_for(self, audio: torch.Tensor, caption: str | None) -> str:
+        if caption is not None:
+            return caption
+        if self.captioner is None:
+            return ""
+        return self.captioner(audio, SAMPLE_RATE)
+
+    def upsample(self, audio: torch.Tensor, sample_rate: int, caption: str | None = None,
+                 settings: UpsampleSettings | None = None, progress: bool = False,
+                 name: str = "input") -> UpsampleResult:
+        """(channels, samples) at any rate >= 4 kHz -> (channels, samples) at 44.1 kHz, same duration.
+
+        ``caption=None`` asks the captioner (if any) and otherwise uses the text null ("").
+        ``name`` (e.g. the file) is what error messages call the input. The input's windows
+        go through the sampler ``settings.batch_size`` at a time (default: 8 on a GPU, 1 on the CPU).
+        """
+        job = UpsampleJob(name, lambda: (audio, sample_rate), caption)
+        _, result = next(self.upsample_many([job], settings, progress))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _admit(self, job: UpsampleJob, settings: UpsampleSettings) -> _InFlight:
+        audio, sample_rate = job.load()
+        x = prepare_input(audio, sample_rate, job.name).cpu()
+        stereo = x.expand(2, -1) if x.shape[0] == 1 else x
+        overlap = int(self.window * settings.overlap) // self.latent_ratio * self.latent_ratio
+        # The LFR boundary: the whole input's 98.5 % roll-off bin (summed window by window, so
+        # memory stays flat), never above the input's Nyquist (abrupt edges and the resampler's
+        # transition band leak a little energy above it).
+        spectrum = sum(summed_magnitude(stereo[:, s:s + self.window]) for s in range(0, stereo.shape[-1], self.window))
+        nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / ROLLOFF_N_FFT))
+        rolloff = rolloff_bin_of_spectrum(spectrum)
+        boundary = rolloff if settings.lfr_boundary == "rolloff" else max(rolloff, content_edge_bin(spectrum))
+        return _InFlight(job, Crossfader(stereo, self.window, overlap), x.shape[0],
+                         self.caption_for(stereo, job.caption), rolloff, min(boundary, nyquist_bin))
+
+    def _finish(self, state: _InFlight, settings: UpsampleSettings) -> UpsampleResult:
+        out = state.fader.result()
+        if state.channels == 1:
+            out = out.mean(dim=0, keepdim=True)
+        if min(state.gains) < 0:
+            log.info("%s: the generated band was limited by up to %.1f dB (max_added_band_db %s)", state.job.name,
+                     min(state.gains), settings.max_added_band_db)
+        ratio = sum(state.ratios) / len(state.ratios) if state.ratios else None
+        return UpsampleResult(out, SAMPLE_RATE, state.caption, state.rolloff / ROLLOFF_BINS,
+                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains))
+
+    def upsample_many(self, jobs: tp.Iterable[UpsampleJob], settings: UpsampleSettings | None = None,
+                      progress: bool = False) -> tp.Iterator[tuple[UpsampleJob, UpsampleResult | Exception]]:
+        """Upsample many inputs, windows of several inputs sharing each batch of ``settings.batch_size``.
+
+        Yields ``(job, result)`` in input order as each input completes; a job whose input
+        cannot be used yields its exception (``BadAudioError``, ``FileNotFoundError``,
+        ``OSError``) and the others go on. Inputs are loaded only when their windows are
+        needed, so memory holds about one batch of windows and the inputs they come from.
+        """
+        settings = settings or self.settings()
+        batch_size = settings.batch_size or (8 if self.device.type == "cuda" else 1)
+        pending = iter(jobs)
+        queue: list[tuple[_InFlight, int]] = []
+        in_flight: list[_InFlight | tuple[UpsampleJob, Exception]] = []
+        exhausted = False
+        bar = tqdm(total=0, desc="windows", unit="win", disable=not progress)
+        while True:
+            while len(queue) < batch_size and not exhausted:
+                job = next(pending, None)
+                if job is None:
+                    exhausted = True
+                    break
+                try:
+                    state = self._admit(job, settings)
+                except (BadAudioError, FileNotFoundError, OSError) as err:
+                    in_flight.append((job, err))
+                    continue
+                in_flight.append(state)
+                queue += [(state, i) for i in range(len(state.fader))]
+                bar.total += len(state.fader)
+                bar.refresh()
+            batch, queue = queue[:batch_size], queue[batch_size:]
+            if batch:
+                generated = self.generate_windows([st.fader.piece(i) for st, i in batch], [st.caption for st, _ in batch],
+                                                  settings, [settings.seed + i for _, i in batch], progress)
+                for (state, i), y in zip(batch, generated):
+                    if settings.low_frequency_replacement:
+                        replaced = replace_low_frequencies(y, state.fader.piece(i), cutoff_bin=state.cutoff,
+                                                           ratio_rule=settings.lfr_ratio_rule,
+                                                           max_added_band_db=settings.max_added_band_db)
+                        state.ratios.append(replaced.level_ratio)
+                        state.gains.append(replaced.band_gain_db)
+                        y = replaced.audio
+                    state.fader.add(i, y)
+                bar.update(len(batch))
+            while in_flight and (isinstance(in_flight[0], tuple) or in_flight[0].fader.complete):
+                done = in_flight.pop(0)
+                yield done if isinstance(done, tuple) else (done.job, self._finish(done, settings))
+            if exhausted and not queue and not in_flight:
+                break
+        bar.close()
+
+    def system(self, settings: UpsampleSettings | None = None, caption: str | None = "",
+               captions: dict[str, str] | None = None) -> "UpsamplerSystem":
+        """This model as an evaluation system: ``many(inputs)`` batches windows across inputs.
+
+        Each input's caption is ``captions[relative path]`` when given, else ``caption``
+        (``None``: the captioner, if any)."""
+        return UpsamplerSystem(self, settings or self.settings(), caption, captions or {})
+
+
+@dataclasses.dataclass
+class UpsamplerSystem:
+    """``evaluation.protocol.evaluate``'s batched-system protocol over :meth:`Upsampler.upsample_many`."""
+
+    upsampler: Upsampler
+    settings: UpsampleSettings
+    caption: str | None = ""
+    captions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def many(self, inputs: tp.Sequence[tuple[torch.Tensor, int, float, str]]) -> list[torch.Tensor | Exception]:
+        jobs = [UpsampleJob(f"{rel} ({cutoff:.0f} Hz input)", (lambda a=audio, r=rate: (a, r)),
+                            self.captions.get(Path(rel).as_posix(), self.caption))
+                for audio, rate, cutoff, rel in inputs]
+        return [r if isinstance(r, Exception) else r.audio for _, r in self.upsampler.upsample_many(jobs, self.settings)]
+
+    def __call__(self, lowres: torch.Tensor, sample_rate: int, cutoff: float, rel: str) -> torch.Tensor:
+        out = self.many([(lowres, sample_rate, cutoff, rel)])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+

@@ -1,0 +1,347 @@
+"""``saga-sr``: export, upsample, caption, evaluate.
+
+Training is ``train_entry.py`` (it mirrors the official ``train.py``); everything
+after training goes through this one command. Exit codes: 0 all done, 1 some input
+files failed (each is named, and counted in the closing line), 2 nothing could run
+(bad arguments, config, checkpoint or output folder: one ``error:`` line).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import sys
+import typing as tp
+from pathlib import Path
+
+def _export(args: argparse.Namespace) -> int:
+    from ..training.export import export_checkpoint
+
+    out = export_checkpoint(args.model_config, args.ckpt_path, args.output)
+    print(f"exported EMA weights to {out}")
+    return 0
+
+
+OUTPUT_TAG = "_saga_sr"
+
+
+def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs.
+
+    A folder's files keep their path relative to that folder under ``out_dir``; a file
+    given by name goes to ``out_dir`` itself. Outputs never share a name: inputs that would
+    (``x.mp3`` and ``x.ogg``) keep their extension in it (``x_mp3_saga_sr.wav``), and any
+    remaining clash gets a counter. Files found in folders that are outputs themselves
+    (under ``out_dir``, or named ``*_saga_sr.*``) are left out, so re-running on a folder
+    never upsamples its own results.
+    """
+    from ..data.audio_io import list_audio_files
+
+    out_dir = Path(out_dir)
+    out_root = out_dir.resolve()
+    found: list[tuple[Path, Path]] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            for f in list_audio_files(p):
+                if out_root in f.resolve().parents or f.stem.endswith(OUTPUT_TAG):
+                    continue
+                found.append((f, f.relative_to(p).parent))
+        else:
+            found.append((p, Path()))
+    stems = [rel / f.stem for f, rel in found]
+    targets: list[Path] = []
+    for (f, rel), stem in zip(found, stems):
+        suffix = f"_{f.suffix.lstrip('.').lower()}" if stems.count(stem) > 1 else ""
+        target = out_dir / rel / f"{f.stem}{suffix}{OUTPUT_TAG}.{fmt}"
+        n = 2
+        while target in targets:
+            target = out_dir / rel / f"{f.stem}{suffix}_{n}{OUTPUT_TAG}.{fmt}"
+            n += 1
+        targets.append(target)
+    return [(f, t) for (f, _), t in zip(found, targets)]
+
+
+def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and check it can be written, before any long work starts."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the {what} {folder}: {err.strerror or err}") from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write to the {what} {folder}: permission denied")
+    return folder
+
+
+def _upsample(args: argparse.Namespace) -> int:
+    from ..data.audio_io import read_audio, write_audio
+    from ..inference.upsampler import Upsampler, UpsampleJob
+    from ..evaluation.plots import save_spectrograms
+    from ..data.simulation import BadAudioError
+
+    pairs = plan_outputs(args.inputs, args.output_dir, args.format)
+    if not pairs:
+        print("error: no audio files given", file=sys.stderr)
+        return 2
+    writable_folder(args.output_dir)
+    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype)
+    if args.caption is None and not args.no_caption:
+        from ..captioning.qwen2_audio import Captioner
+
+        model_name = args.caption_model or upsampler.model_config.get("saga_sr", {}).get("caption_model")
+        if model_name:
+            upsampler.captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
+    settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
+                                  guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
+                                  seed=args.seed, low_frequency_replacement=not args.no_lfr,
+                                  batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
+    failures, skipped, done = [], [], 0
+    todo = []
+    for path, target in pairs:
+        if target.exists() and not args.overwrite:
+            skipped.append(target)
+            print(f"skipped {path}: {target} exists (--overwrite to replace it)", file=sys.stderr)
+        else:
+            todo.append((path, target))
+    targets = {str(path): target for path, target in todo}
+    jobs = [UpsampleJob(str(path), functools.partial(read_audio, path), "" if args.no_caption else args.caption)
+            for path, _ in todo]
+    for job, result in upsampler.upsample_many(jobs, settings, progress=True):
+        path, target = Path(job.name), targets[job.name]
+        try:
+            if isinstance(result, Exception):
+                raise result
+            write_audio(target, result.audio, result.sample_rate)
+        except (BadAudioError, FileNotFoundError, OSError, RuntimeError) as err:
+            failures.append(path)
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        done += 1
+        print(f"{path} -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
+              f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
+        if args.plot:
+            audio, sr = read_audio(path)
+            png = save_spectrograms(target.with_suffix(".png"), [(f"input ({sr} Hz)", audio, sr),
+                                                                 ("SAGA-SR (44.1 kHz)", result.audio, result.sample_rate)],
+                                    title=path.name)
+            print(f"  spectrograms: {png}")
+    print(summary_line("upsampled", done, len(pairs), failures, skipped), file=sys.stderr if failures else sys.stdout)
+    return 1 if failures else 0
+
+
+def summary_line(verb: str, done: int, total: int, failures: tp.Sequence, skipped: tp.Sequence = ()) -> str:
+    """One closing line every command prints: what was done, skipped and failed, of how many."""
+    parts = [f"{verb} {done} of {total} file(s)"]
+    if skipped:
+        parts.append(f"{len(skipped)} skipped")
+    if failures:
+        parts.append(f"{len(failures)} failed: " + ", ".join(map(str, failures[:5]))
+                     + (f" and {len(failures) - 5} more" if len(failures) > 5 else ""))
+    return "; ".join(parts)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.protocol import evaluate, markdown_table, plot_summary, write_csv
+    from ..atomic import write_text
+
+    out = writable_folder(args.output_dir)
+    systems: dict = {}
+    for folder in args.outputs or []:
+        systems[Path(folder).name] = folder
+    if args.weights:
+        from ..inference.upsampler import Upsampler
+
+        upsampler = Upsampler.load(args.model_config, args.weights, args.device)
+        settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff,
+                                      batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
+        from ..data.sidecar import captions_under
+
+        # each reference's caption from the captions.jsonl files under the folder, unless --caption is given
+        captions = {} if args.caption is not None else captions_under(args.references)
+        systems["saga-sr"] = upsampler.system(settings, caption=args.caption or "", captions=captions)
+    report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
+                      save_inputs=args.save_inputs)
+    rows = report.rows
+    for failure in report.failed:
+        print(f"skipped: {failure}", file=sys.stderr)
+    if rows:
+        write_csv(rows, out / "lsd_per_file.csv")
+        table = markdown_table(rows)
+        if report.failed:
+            table += f"\n{len(report.failed)} file(s) not scored: " + "; ".join(report.failed) + "\n"
+        write_text(out / "lsd.md", table)
+        plot_summary(rows, out / "lsd.png")
+        print(table)
+        print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'}")
+    print(summary_line("scored", report.scored, report.total, report.failed),
+          file=sys.stderr if report.failed else sys.stdout)
+    return 1 if report.failed else 0
+
+
+def _caption(args: argparse.Namespace) -> int:
+    from ..captioning.qwen2_audio import Captioner, caption_folders
+
+    captioner = Captioner.load(args.model, device=args.device, dtype=args.dtype, prompt=args.prompt,
+                               chat_template=args.chat_template, max_new_tokens=args.max_new_tokens,
+                               clip_seconds=args.clip_seconds)
+    report = caption_folders(args.folders, captioner, args.batch_size, args.overwrite, args.report, args.file_list)
+    summary = report.to_json()
+    print(f"captioned {summary['captioned']} file(s) ({summary['files_per_second']:.2f} files/s), "
+          f"{summary['already_done']} already done, {summary['failed_count']} failed"
+          + (f"; report: {args.report}" if args.report else ""))
+    for failure in report.failed:
+        print(f"  not captioned: {failure['reason']}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _pre_encode(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from ..atomic import write_text
+    from ..configs import load_json
+    from ..data.pre_encoding import PreEncoder, dataset_config, pre_encode
+    from ..data.simulation import SimulationConfig
+    from ..models.loading import build_pretransform
+
+    model_config = load_json(args.model_config, "model config")
+    simulation = SimulationConfig()
+    if args.dataset_config:
+        block = load_json(args.dataset_config, "dataset config").get("saga_sr") or {}
+        simulation = SimulationConfig(**block)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    out = writable_folder(args.output_dir)
+    pretransform = build_pretransform(model_config, args.model_config, args.pretransform_ckpt_path)
+    encoder = PreEncoder(pretransform, model_config["sample_size"], args.versions, args.batch_size, device,
+                         args.seed, simulation)
+    report = pre_encode(args.folders, out, encoder, args.shard, args.report)
+    config_path = write_text(out / "dataset_config.json", json.dumps(dataset_config(out, args.folders), indent=2))
+    summary = report.to_json()
+    print(f"pre-encoded {report.clips} clip(s) of {report.files} file(s) in {report.seconds:.1f} s "
+          f"({summary['clips_per_second']} clips/s, {summary['bytes_per_clip'] / 1024:.1f} KiB per clip with "
+          f"K = {args.versions}); {report.already_done} already done, {len(report.skipped)} skipped")
+    print(f"dataset config: {config_path} (train with a model config whose training.pre_encoded is true)")
+    for skip in report.skipped:
+        print(f"  skipped: {skip['reason']}", file=sys.stderr)
+    return 1 if report.skipped else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saga-sr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="Lightning checkpoint -> EMA weights (official export_model)")
+    p.add_argument("--model-config", required=True)
+    p.add_argument("--ckpt-path", required=True)
+    p.add_argument("-o", "--output", default="model.safetensors", help=".safetensors, or .ckpt for torch.save")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("upsample", help="upsample audio files to 44.1 kHz",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="audio files or folders")
+    p.add_argument("-o", "--output-dir", default="outputs")
+    p.add_argument("--model-config", required=True)
+    p.add_argument("--weights", required=True, help="exported weights (.safetensors or .ckpt)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--steps", type=int, default=None, help="Euler steps (config default: 100)")
+    p.add_argument("--guidance-acoustic", type=float, default=None, help="s_a (config default 1.4)")
+    p.add_argument("--guidance-text", type=float, default=None, help="s_t (config default 1.2)")
+    p.add_argument("--target-rolloff", type=float, default=None,
+                   help="normalised target roll-off f_h in [0, 1) (bin/1025; 0.9 = 19.8 kHz)")
+    p.add_argument("--caption", default=None, help="use this caption instead of captioning the input")
+    p.add_argument("--no-caption", action="store_true", help="use the text null (no caption)")
+    p.add_argument("--caption-model", default=None, help="Qwen2-Audio hub name or folder (config default)")
+    p.add_argument("--caption-dtype", default="auto")
+    p.add_argument("--no-lfr", action="store_true", help="skip the low-frequency replacement")
+    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
+                        "its content ends (config default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", default="wav", choices=["wav", "flac"])
+    p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows (of one or several files) per sampler batch; bounds GPU memory "
+                        "(default: 8 on a GPU, 1 on the CPU)")
+    p.set_defaults(func=_upsample)
+
+    p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("folders", nargs="+", help="dataset folders; each gets its own captions.jsonl")
+    p.add_argument("--file-list", default=None, help="caption only these files (one path per line, absolute or "
+                                                      "relative to the single folder given)")
+    p.add_argument("--model", default="Qwen/Qwen2-Audio-7B", help="hub name or local folder (base or Instruct)")
+    p.add_argument("--prompt", default=None, help="default: the authors' base-model prompt, or a content-only "
+                                                   "question for chat models")
+    p.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
+                   help="use the processor's chat template (default: only for Instruct models)")
+    p.add_argument("--no-chat-template", dest="chat_template", action="store_false")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", help="auto: bfloat16 on CUDA, float32 on CPU")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--clip-seconds", type=float, default=30.0, help="longer files: the central part this long")
+    p.add_argument("--overwrite", action="store_true", help="caption again files that already have a caption")
+    p.add_argument("--report", default="caption_report.json", help="JSON report: counts and every failure")
+    p.set_defaults(func=_caption)
+
+    p = sub.add_parser("pre-encode", help="VAE latents of clips and K simulated low-res versions, once "
+                                          "(official pre_encoded layout; resumable, shardable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("folders", nargs="+", help="dataset folders (their captions.jsonl gives each clip's caption)")
+    p.add_argument("-o", "--output-dir", required=True)
+    p.add_argument("--model-config", required=True, help="the model config to train (its pretransform and sample_size)")
+    p.add_argument("--pretransform-ckpt-path", default=None, help="VAE weights (else the config's)")
+    p.add_argument("--dataset-config", default=None, help="take the simulation ranges from its \"saga_sr\" block")
+    p.add_argument("--versions", "-k", type=int, default=4, help="K simulated low-res versions per clip")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per encoder call")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="the degradations depend on (seed, file, clip) only")
+    p.add_argument("--shard", default="0/1", help="INDEX/COUNT: this process takes every COUNT-th file")
+    p.add_argument("--report", default=None, help="JSON report: counts, throughput, every skipped file")
+    p.set_defaults(func=_pre_encode)
+
+    p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions) at simulated cutoffs",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
+    p.add_argument("--outputs", nargs="*", help="folders of system outputs laid out as CUTOFF/<relative path>.wav")
+    p.add_argument("--model-config", default=None)
+    p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
+    p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--target-rolloff", type=float, default=None)
+    p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
+                                                  "from captions.jsonl under the folder, else the text null)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
+    p.add_argument("--no-baselines", action="store_true", help="skip the unprocessed and sinc baselines")
+    p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
+    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
+                        "its content ends (config default)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
+    p.add_argument("-o", "--output-dir", default="outputs/evaluate")
+    p.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from ..configs import ConfigError
+    from ..models.weights import CheckpointMismatchError
+
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointMismatchError, FileNotFoundError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

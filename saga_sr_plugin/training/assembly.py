@@ -1,0 +1,211 @@
+"""Training assembly: official dataloader, model factory, training wrapper and Lightning Trainer.
+
+The plugin adds only what the official ``train.py`` (not shipped in the 0.0.19 wheel)
+cannot do for SAGA-SR: resolve the metadata module, pass the simulation settings to
+the workers, count the unreadable clips the official dataset replaces, pick the accelerator,
+export at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+import typing as tp
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from stable_audio_tools.data.dataset import create_dataloader_from_config
+from stable_audio_tools.models.factory import create_model_from_config
+from stable_audio_tools.models.utils import copy_state_dict, remove_weight_norm_from_model
+from stable_audio_tools.training.factory import create_training_wrapper_from_config
+
+from ..atomic import atomic_path
+from ..configs import ConfigError
+from ..data import metadata
+from ..data.dataset_config import resolve_dataset_config
+from ..inference.settings import check_saga_sr_block
+from ..models.checks import check_model_config
+from ..models.loading import load_pretransform_weights
+from ..models.weights import check_state_dict_fits, read_checkpoint, read_weights
+from .export import embed_config
+
+
+def count_load_failures(dataset: torch.utils.data.Dataset) -> None:
+    """Count and log files the official dataset cannot read.
+
+    The official ``audio_dir`` dataset prints the error and substitutes a random other
+    clip; this wrapper around its ``load_file`` adds a running count (per worker) under
+    ``metadata.counters["unreadable audio file"]`` so the loss of data is visible.
+    """
+    load_file = getattr(dataset, "load_file", None)
+    if load_file is None or getattr(load_file, "_saga_counting", False):
+        return
+
+    def counting_load_file(filename: str) -> torch.Tensor:
+        try:
+            audio = load_file(filename)
+        except Exception as err:
+            metadata.count("unreadable audio file", f"{filename}: {err}")
+            raise
+        if not torch.isfinite(audio).all():
+            metadata.count("non-finite audio file", filename)
+            raise ValueError(f"{filename} contains NaN or inf samples")
+        return audio
+
+    counting_load_file._saga_counting = True  # type: ignore[attr-defined]
+    dataset.load_file = counting_load_file
+
+
+def build_dataloader(dataset_config: dict, source: str, model_config: dict, batch_size: int,
+                     num_workers: int, shuffle: bool = True) -> torch.utils.data.DataLoader:
+    if num_workers < 1:
+        raise ConfigError("--num-workers must be at least 1 (the official dataloader uses persistent workers)")
+    pre_encoded = bool(model_config.get("training", {}).get("pre_encoded", False))
+    resolved = resolve_dataset_config(dataset_config, source, pre_encoded)
+    if pre_encoded:
+        check_pre_encoded_data(resolved, source, model_config)
+    try:
+        metadata.configure(dataset_config.get("saga_sr"))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: bad \"saga_sr\" simulation block: {err}") from err
+    loader = create_dataloader_from_config(
+        resolved, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle,
+        sample_rate=model_config["sample_rate"], sample_size=model_config["sample_size"],
+        audio_channels=model_config.get("audio_channels", 2),
+    )
+    n = len(loader.dataset)
+    if n == 0:
+        what = "pre-encoded clips (.npy)" if pre_encoded else "audio files"
+        raise ConfigError(f"{source}: no {what} found under {[d['path'] for d in resolved['datasets']]}")
+    if loader.drop_last and n < batch_size:
+        raise ConfigError(f"{source}: {n} clips is fewer than --batch-size {batch_size} with drop_last; "
+                          "lower the batch size or set \"drop_last\": false")
+    count_load_failures(loader.dataset)
+    return loader
+
+
+def check_pre_encoded_data(dataset_config: dict, source: str, model_config: dict) -> None:
+    """The first clip's JSON must match the model's clip length: a mismatch fails here, not in the DiT."""
+    for entry in dataset_config["datasets"]:
+        first = next(Path(entry["path"]).rglob("*.json"), None)
+        if first is None:
+            continue
+        info = json.loads(first.read_text())
+        if info.get("sample_size") != model_config["sample_size"] or "rolloff_lr" not in info:
+            raise ConfigError(f"{source}: {first} was pre-encoded for sample_size {info.get('sample_size')}, the model "
+                              f"config has {model_config['sample_size']} (or it is not SAGA-SR data): pre-encode "
+                              "again with this model config")
+
+
+def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | None = None,
+                pretransform_ckpt_path: str | None = None,
+                remove_pretransform_weight_norm: str = "") -> torch.nn.Module:
+    check_model_config(model_config, source)
+    check_saga_sr_block(model_config.get("saga_sr", {}), source)
+    model = create_model_from_config(model_config)
+    if pretrained_ckpt_path:
+        copy_state_dict(model, read_weights(pretrained_ckpt_path))
+    if remove_pretransform_weight_norm == "pre_load":
+        remove_weight_norm_from_model(model.pretransform)
+    load_pretransform_weights(model.pretransform, model_config, source, pretransform_ckpt_path)
+    if remove_pretransform_weight_norm == "post_load":
+        remove_weight_norm_from_model(model.pretransform)
+    return model
+
+
+def build_training_wrapper(model_config: dict, model: torch.nn.Module) -> pl.LightningModule:
+    return create_training_wrapper_from_config(model_config, model)
+
+
+class ModelConfigEmbedder(pl.Callback):
+    """Keeps the model config inside every Lightning checkpoint."""
+
+    def __init__(self, model_config: dict):
+        self.model_config = model_config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        embed_config(checkpoint, self.model_config)
+
+
+def check_resume_checkpoint(ckpt_path: str, wrapper: pl.LightningModule, model_source: str) -> None:
+    if not os.path.isfile(ckpt_path):
+        raise ConfigError(f"--ckpt-path not found: {ckpt_path}")
+    state = read_checkpoint(ckpt_path).get("state_dict", {})
+    check_state_dict_fits(wrapper, state, ckpt_path, model_source)
+
+
+def make_strategy(name: str, devices: tp.Any) -> tp.Any:
+    """Lightning's own strategies; 'deepspeed' gets the official train.py's stage-2 settings."""
+    if name == "deepspeed":
+        try:
+            from pytorch_lightning.strategies import DeepSpeedStrategy
+            return DeepSpeedStrategy(stage=2, contiguous_gradients=True, overlap_comm=True, reduce_scatter=True,
+                                     reduce_bucket_size=5e8, allgather_bucket_size=5e8, load_full_weights=True)
+        except (ImportError, RuntimeError, pl.utilities.exceptions.MisconfigurationException) as err:
+            raise ConfigError(f"--strategy deepspeed needs the deepspeed package (pip install deepspeed): {err}") from err
+    if name == "ddp_find_unused":
+        from pytorch_lightning.strategies import DDPStrategy
+        return DDPStrategy(find_unused_parameters=True)
+    return name
+
+
+def gradient_accumulation(model_config: dict, source: str, batch_size: int, world_size: int,
+                          explicit: int | None = None) -> int:
+    """Accumulation steps that make ``training.effective_batch_size`` (the paper: 256) true.
+
+    effective = per-device batch x devices x nodes x accumulation; an explicit
+    ``--accum-batches`` wins (and is reported when it changes the effective batch).
+    """
+    effective = model_config.get("training", {}).get("effective_batch_size")
+    per_step = batch_size * world_size
+    if explicit is not None:
+        if explicit < 1:
+            raise ConfigError(f"--accum-batches must be at least 1, got {explicit}")
+        if effective and explicit * per_step != effective:
+            print(f"note: --accum-batches {explicit} gives an effective batch of {explicit * per_step}, "
+                  f"not training.effective_batch_size {effective} of {source}")
+        return explicit
+    if not effective:
+        return 1
+    if effective % per_step:
+        fits = [b for b in range(1, effective + 1) if effective % (b * world_size) == 0][-4:]
+        raise ConfigError(f"{source}: training.effective_batch_size {effective} is not a multiple of --batch-size "
+                          f"{batch_size} x {world_size} device(s) = {per_step}; use a batch size in {fits} (or "
+                          "pass --accum-batches to override)")
+    accumulation = effective // per_step
+    print(f"effective batch {effective} = batch {batch_size} x {world_size} device(s) x {accumulation} accumulated "
+          f"step(s) (training.effective_batch_size of {source})")
+    return accumulation
+
+
+class InterruptCheckpoint(pl.Callback):
+    """On Ctrl-C, save a resumable Lightning checkpoint before Lightning shuts the run down."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.interrupted = False
+        self.saved: Path | None = None
+        self.step = 0
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        self.interrupted, self.step = True, trainer.global_step
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(str(tmp))
+        self.saved = self.path
+
+
+def report_interrupt(interrupt: InterruptCheckpoint, argv: list[str]) -> None:
+    """Tell the user where the run stopped and the exact command that resumes it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning >= 2.2 leaves Ctrl-C ignored
+    args = list(argv)
+    if "--ckpt-path" in args:
+        i = args.index("--ckpt-path")
+        del args[i:i + 2]
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *args, "--ckpt-path", str(interrupt.saved)])
+    print(f"\ninterrupted at step {interrupt.step}; resumable checkpoint: {interrupt.saved}\n"
+          f"resume with:\n  {command}", file=sys.stderr)

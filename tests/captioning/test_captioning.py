@@ -1,0 +1,164 @@
+"""Captioning with a tiny random Qwen2-Audio loaded through the real from_pretrained path."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from saga_sr_plugin.interface import cli
+
+from saga_sr_plugin.training import assembly
+from saga_sr_plugin.captioning.qwen2_audio import BASE_PROMPT, Captioner, caption_folder
+from saga_sr_plugin.data.sidecar import read_sidecar, sidecar_path
+from stable_audio_tools.models.factory import create_model_from_config
+from tiny_qwen2_audio import save_tiny_qwen2_audio
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory) -> str:
+    return str(save_tiny_qwen2_audio(tmp_path_factory.mktemp("qwen")))
+
+
+@pytest.fixture(scope="module")
+def captioner(tiny_qwen) -> Captioner:
+    return Captioner.load(tiny_qwen, device="cpu", max_new_tokens=6)
+
+
+def _write_folder(root, rng):
+    """Several rates and channel counts, a nested file, a corrupt and a silent one."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, rate, channels, seconds in (("a.wav", 44100, 2, 1.0), ("b.flac", 16000, 1, 0.5),
+                                          ("c.wav", 8000, 2, 2.0), ("sub/d.ogg", 22050, 1, 0.7)):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.2 * rng.standard_normal((int(rate * seconds), channels))).astype(np.float32), rate)
+    (root / "corrupt.wav").write_bytes(b"RIFFxxxxWAVE broken")
+    sf.write(root / "silent.wav", np.zeros((8000, 2), dtype=np.float32), 16000)
+
+
+def test_defaults_are_the_authors(captioner):
+    assert captioner.prompt == BASE_PROMPT and not captioner.chat_template
+    assert captioner.sampling_rate == 16000
+
+
+def test_captions_for_several_rates_and_channel_counts(captioner):
+    rng = np.random.default_rng(0)
+    items = [(torch.from_numpy(0.2 * rng.standard_normal((c, int(sr * 0.6)))).float(), sr)
+             for sr, c in ((44100, 2), (16000, 1), (8000, 2), (48000, 1))]
+    captions = captioner.caption(items)
+    assert len(captions) == 4 and all(isinstance(c, str) and c for c in captions)
+    assert all("<|AUDIO|>" not in c and "Generate" not in c[:8] for c in captions)
+    # deterministic decoding: same inputs, same captions, batched or one by one
+    assert captioner.caption(items) == captions
+    assert captioner.caption_one(*items[1]) == captions[1]
+
+
+def test_long_files_are_clipped_to_the_encoder_window(captioner):
+    x = captioner.prepare(torch.randn(2, 44100 * 40), 44100)
+    assert x.ndim == 1 and len(x) == 30 * 16000
+
+
+def test_chat_template_mode_for_instruct_models(tiny_qwen):
+    chat = Captioner.load(tiny_qwen, device="cpu", chat_template=True, max_new_tokens=4)
+    assert "quality" in chat.prompt and "<|im_start|>assistant" in chat._text()
+    assert len(chat.caption([(torch.randn(1, 16000) * 0.1, 16000)])[0]) > 0
+
+
+def test_folder_captioning_round_trips_resumes_and_reports(tmp_path, captioner):
+    root = tmp_path / "data"
+    _write_folder(root, np.random.default_rng(1))
+    report = caption_folder(root, captioner, batch_size=2)
+    entries = read_sidecar(sidecar_path(root))
+    assert set(entries) == {"a.wav", "b.flac", "c.wav", "sub/d.ogg"}
+    assert all(e["caption"] and e["model"] == captioner.name for e in entries.values())
+    assert report.captioned == 4 and len(report.failed) == 2
+    reasons = " ".join(f["reason"] for f in report.failed)
+    assert "corrupt.wav" in reasons and "silent.wav: silent" in reasons
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+            self.name, self.prompt = inner.name, inner.prompt
+
+        def caption(self, items):
+            self.calls += len(items)
+            return self.inner.caption(items)
+
+    sf.write(root / "new.wav", (0.2 * np.random.default_rng(2).standard_normal((16000, 1))).astype(np.float32), 16000)
+    counting = Counting(captioner)
+    again = caption_folder(root, counting, batch_size=2)
+    assert counting.calls == 1 and again.captioned == 1 and again.already_done == 4
+    assert read_sidecar(sidecar_path(root))["a.wav"] == entries["a.wav"]
+
+
+def test_a_crash_mid_run_leaves_a_valid_sidecar(tmp_path, captioner):
+    root = tmp_path / "data"
+    _write_folder(root, np.random.default_rng(3))
+
+    class Crashing:
+        name, prompt, calls = "x", "p", 0
+
+        def caption(self, items):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return captioner.caption(items)
+
+    with pytest.raises(KeyboardInterrupt):
+        caption_folder(root, Crashing(), batch_size=2)
+    done = read_sidecar(sidecar_path(root))
+    assert len(done) == 2  # the first batch survived, the file parses
+    report = caption_folder(root, captioner, batch_size=2)
+    assert report.already_done == 2 and report.captioned == 2
+
+
+def test_cli_caption_writes_sidecar_and_report(tmp_path, tiny_qwen, capsys):
+    root = tmp_path / "data"
+    _write_folder(root, np.random.default_rng(4))
+    code = cli.main(["caption", str(root), "--model", tiny_qwen, "--device", "cpu", "--max-new-tokens", "4",
+                     "--batch-size", "3", "--report", str(tmp_path / "report.json")])
+    assert code == 1, "two files failed: the exit code says so (as upsample and evaluate do)"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["captioned"] == 4 and report["failed_count"] == 2 and report["files_per_second"] > 0
+    assert "captioned 4 file(s)" in capsys.readouterr().out
+
+
+def test_file_list_captions_only_the_listed_files(tmp_path, tiny_qwen):
+    root = tmp_path / "data"
+    _write_folder(root, np.random.default_rng(6))
+    (tmp_path / "list.txt").write_text("a.wav\n# a comment\n" + str(root / "sub" / "d.ogg") + "\n")
+    code = cli.main(["caption", str(root), "--model", tiny_qwen, "--device", "cpu", "--max-new-tokens", "3",
+                     "--file-list", str(tmp_path / "list.txt"), "--report", str(tmp_path / "r.json")])
+    assert code == 0 and set(read_sidecar(sidecar_path(root))) == {"a.wav", "sub/d.ogg"}
+    (tmp_path / "bad.txt").write_text("/elsewhere/x.wav\n")
+    assert cli.main(["caption", str(root), "--model", tiny_qwen, "--device", "cpu",
+                     "--file-list", str(tmp_path / "bad.txt")]) == 2
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(OSError, match="could not load the captioning model"):
+        Captioner.load(str(tmp_path / "no_such_model"), device="cpu")
+
+
+def test_captions_flow_from_sidecar_through_official_dataset_into_t5(tmp_path, captioner, demo_model_config):
+    root = tmp_path / "clips"
+    root.mkdir()
+    rng = np.random.default_rng(5)
+    for name in ("x.wav", "y.wav"):
+        sf.write(root / name, (0.3 * rng.standard_normal((12000, 2))).astype(np.float32), 44100)
+    caption_folder(root, captioner, batch_size=2)
+    captions = {k: v["caption"] for k, v in read_sidecar(sidecar_path(root)).items()}
+    config = {"dataset_type": "audio_dir", "random_crop": False, "drop_last": False,
+              "datasets": [{"id": "c", "path": str(root), "custom_metadata_module": "saga_sr_plugin.data.metadata"}]}
+    loader = assembly.build_dataloader(config, "captions.json", demo_model_config, batch_size=2, num_workers=1)
+    batch = loader.collate_fn([loader.dataset[0], loader.dataset[1]])
+    metadata = batch[1]
+    assert [m["prompt"] for m in metadata] == [captions[m["relpath"]] for m in metadata]
+    model = create_model_from_config(demo_model_config)
+    t5 = model.conditioner.conditioners["prompt"]
+    embeddings, _ = model.conditioner(metadata, "cpu")["prompt"]
+    for i, m in enumerate(metadata):
+        assert torch.allclose(embeddings[i], t5([m["prompt"]], "cpu")[0][0])
