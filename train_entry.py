@@ -15,13 +15,20 @@ import sys
 import typing as tp
 from pathlib import Path
 
+from saga_sr_plugin.interface.args import DefaultsHelpFormatter, finite, integer
+
 DEFAULT_MODEL_CONFIG = "model_configs/saga_demo_config.json"
 DEMO_DATASET_CONFIG = "model_configs/dataset_configs/demo_dataset.json"
 DEMO_VAL_DATASET_CONFIG = "model_configs/dataset_configs/demo_val_dataset.json"
 
 
+# What Lightning's Trainer accepts as ``precision`` (2.1 to 2.6), checked when the flag is read.
+PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true", "16", "bf16",
+              "transformer-engine", "transformer-engine-float16")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     p.add_argument("--model-config", default=DEFAULT_MODEL_CONFIG)
     p.add_argument("--dataset-config", default=None, help="official audio_dir dataset config; default: the demo set")
     p.add_argument("--val-dataset-config", default=None)
@@ -32,29 +39,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pretrained-ckpt-path", default=None, help="initialise from exported/ckpt weights")
     p.add_argument("--pretransform-ckpt-path", default=None, help="VAE weights (else model.pretransform.pretransform_ckpt_path)")
     p.add_argument("--remove-pretransform-weight-norm", default="", choices=["", "pre_load", "post_load"])
-    p.add_argument("--batch-size", type=int, default=4, help="per device")
-    p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--precision", default="32", help="Lightning precision, e.g. 32, 16-mixed, bf16-mixed")
-    p.add_argument("--accum-batches", type=int, default=None,
+    p.add_argument("--batch-size", type=integer(1), default=4, help="per device")
+    p.add_argument("--num-workers", type=integer(1), default=2)
+    p.add_argument("--precision", default="32", choices=PRECISIONS, metavar="PRECISION",
+                   help=f"Lightning precision: {', '.join(PRECISIONS)}")
+    p.add_argument("--accum-batches", type=integer(1), default=None,
                    help="gradient accumulation; default: training.effective_batch_size / (batch x devices x nodes) "
                         "when the model config sets it, else 1")
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_find_unused, deepspeed, or any Lightning strategy name")
     p.add_argument("--accelerator", default="auto", help="auto picks the GPU when there is one, else the CPU")
     p.add_argument("--devices", "--num-gpus", dest="devices", default="auto")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--checkpoint-every", type=int, default=10000)
-    p.add_argument("--val-every", type=int, default=None, help="validation interval in steps")
-    p.add_argument("--max-steps", type=int, default=None, help="default: training.max_steps of the model config")
+    p.add_argument("--num-nodes", type=integer(1), default=1)
+    p.add_argument("--checkpoint-every", type=integer(1), default=10000)
+    p.add_argument("--val-every", type=integer(1), default=None, help="validation interval in steps")
+    p.add_argument("--max-steps", type=integer(1), default=None, help="default: training.max_steps of the model config")
     p.add_argument("--max-time", default=None, help="stop after this wall time, DD:HH:MM:SS (Lightning max_time)")
-    p.add_argument("--gradient-clip-val", type=float, default=0.0)
+    p.add_argument("--gradient-clip-val", type=finite(minimum=0.0), default=0.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--logger", default="none", choices=["none", "wandb", "csv"],
                    help="wandb (offline: WANDB_MODE=offline), or Lightning's CSVLogger (SAVE_DIR/NAME/csv/metrics.csv)")
     p.add_argument("--demo-dir", default=None,
                    help="folder of high-res clips for SR demos and validation LSD (demo default: the demo's val split)")
-    p.add_argument("--demo-every", type=int, default=250, help="SR demo / validation LSD interval in steps (0: off)")
-    p.add_argument("--demo-count", type=int, default=3, help="clips used for the SR demos")
-    p.add_argument("--demo-steps", type=int, default=None, help="Euler steps for the demos (config default)")
+    p.add_argument("--demo-every", type=integer(0), default=250, help="SR demo / validation LSD interval in steps (0: off)")
+    p.add_argument("--demo-count", type=integer(1), default=3, help="clips used for the SR demos")
+    p.add_argument("--demo-steps", type=integer(2), default=None, help="Euler steps for the demos (config default)")
     p.add_argument("--export", default=None, help="exported EMA weights; default SAVE_DIR/NAME/model.safetensors")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--export-on-interrupt", action="store_true",
@@ -152,6 +160,11 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         check_val_every_n_epoch=None if val_dl is not None and args.val_every else 1,
         num_sanity_val_steps=0, enable_progress_bar=True,
     )
+    cores = os.cpu_count() or 1
+    if type(trainer.accelerator).__name__ == "CPUAccelerator" and trainer.num_devices > cores:
+        logging.getLogger("saga_sr.training").warning(
+            "--devices %s asks for %d CPU processes on %d core(s): they will share the cores and each step will be "
+            "slower, not faster; use --devices %d or fewer", args.devices, trainer.num_devices, cores, cores)
     try:
         trainer.accumulate_grad_batches = assembly.gradient_accumulation(
             model_config, args.model_config, args.batch_size, trainer.num_devices * trainer.num_nodes,

@@ -1,20 +1,29 @@
 """Atomic file writes: a reader (or the next run) sees the old file or the new one, never half of one.
 
-Every output of the package (exports, audio, sidecars, reports) is written to a temporary
-sibling named ``.<name>.saga-tmp-<pid><suffix>`` and moved over the target with
-``os.replace`` once complete. On an exception (Ctrl-C included) the temporary file is
-removed; after a hard kill it stays, and the next write to the same folder removes
-every such leftover whose process is gone.
+Every output of the package (exports, audio, sidecars, reports) is written inside a
+private folder beside the target, ``.saga-tmp-<pid>-<n>/``, and moved over the target
+with ``os.replace`` once complete. The folder's name is short whatever the target's
+(a 250-character output name stays writable), and anything a writer puts beside its
+own file lands in it too (safetensors writes a ``.tmpXXXXXX`` of its own before it
+renames). On an exception (Ctrl-C included) the folder is removed; after a hard kill
+it stays, and the next write to the same folder removes every such leftover whose
+process is gone, and logs what it removed.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import re
+import shutil
 import typing as tp
 from pathlib import Path
 
-_TMP = re.compile(r"^\..+\.saga-tmp-(\d+)(\.[^.]*)?$")
+log = logging.getLogger("saga_sr.files")
+# ``.saga-tmp-<pid>-<n>`` folders, and ``.<name>.saga-tmp-<pid><suffix>`` files of versions before 0.1.1
+_TMP = re.compile(r"^\.(?:saga-tmp-(\d+)-\d+|.+\.saga-tmp-(\d+)(?:\.[^.]*)?)$")
+_counter = itertools.count()
 
 
 def _alive(pid: int) -> bool:
@@ -28,35 +37,45 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete ``.*.saga-tmp-<pid>*`` files in ``folder`` left by processes that no longer run."""
+    """Delete the temporaries in ``folder`` left by processes that no longer run."""
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
         match = _TMP.match(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            with contextlib.suppress(OSError):
+        if not match:
+            continue
+        pid = int(match.group(1) or match.group(2))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
                 entry.unlink()
-                removed.append(entry)
+            removed.append(entry)
+    if removed:
+        log.info("removed %d temporary file(s) left in %s by a run that was killed: %s", len(removed), folder,
+                 ", ".join(p.name for p in removed[:3]))
     return removed
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> tp.Iterator[Path]:
-    """Yield a temporary path beside ``target`` (by default with its suffix, so writers infer
-    the format); move it over ``target`` when the block ends, delete it if the block fails."""
+    """Yield a temporary path for ``target`` (by default with its suffix, so writers infer the
+    format); move it over ``target`` when the block ends, delete it if the block fails."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)
-    tmp = target.with_name(f".{target.stem}.saga-tmp-{os.getpid()}{target.suffix if suffix is None else suffix}")
+    private = target.parent / f".saga-tmp-{os.getpid()}-{next(_counter)}"
+    private.mkdir()
+    tmp = private / f"partial{target.suffix if suffix is None else suffix}"
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def write_text(target: str | os.PathLike, text: str) -> Path:

@@ -23,9 +23,15 @@ def load_json(path: str | os.PathLike, what: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ConfigError(f"{what} {path} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {path} is not a text file (JSON): {err.reason} at byte {err.start}") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"{what} {path} must hold a JSON object ({{...}}), not a {type(config).__name__}: "
+                          "is it the right file?")
+    return config
 
 
 def suggest(name: str, choices: list[str]) -> str:

@@ -21,11 +21,17 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 
 
 def list_audio_files(folder: str | os.PathLike, exts: tuple[str, ...] = AUDIO_EXTS, what: str = "folder") -> list[Path]:
-    """Audio files under ``folder`` (recursively, sorted); a missing folder is an error naming it."""
+    """Audio files under ``folder`` (recursively, sorted); a missing folder is an error naming it.
+
+    A symbolic link whose target is gone is listed too, so that reading it fails with its
+    name and it is counted, instead of vanishing from the list. The private folders of
+    writes in progress (``.saga-tmp-*``, see ``atomic``) are not searched.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} not found: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and (p.is_file() or p.is_symlink())
+                  and not any(part.startswith(".saga-tmp-") for part in p.relative_to(folder).parts[:-1]))
 
 
 def wav_promised_frames(path: str | os.PathLike) -> int | None:
@@ -56,6 +62,8 @@ def wav_promised_frames(path: str | os.PathLike) -> int | None:
 def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     """(channels, samples) float32 and the file's rate; unreadable/empty/NaN files raise BadAudioError."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist")
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     try:

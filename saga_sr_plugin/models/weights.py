@@ -32,13 +32,17 @@ UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError,
 
 
 def unreadable_error(path: str | os.PathLike, err: BaseException) -> CheckpointError:
-    if isinstance(err, pickle.UnpicklingError):
-        wanted = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(err)))) or ["an object outside the weights-only set"]
+    wanted = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(err))))
+    if isinstance(err, pickle.UnpicklingError) and (wanted or "Unsupported global" in str(err)):
+        wanted = wanted or ["an object outside the weights-only set"]
         return CheckpointError(
             f"{path}: refused to load: the file asks to import {', '.join(wanted)}, and loading a checkpoint must not "
             "run code from it (a checkpoint of this package holds only tensors and plain data). Re-save it with "
             "tensors only, or export it with the stable-audio-tools code that made it.")
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, pickle.UnpicklingError):  # torch's weights-only message: the pickler's own words last
+        found = re.search(r"WeightsUnpickler error: ([^\n]+)", str(err))
+        reason = found.group(1).strip() if found else "not a pickle"
     return CheckpointError(f"{path}: not a readable checkpoint ({reason}); the file may be truncated (an interrupted "
                            "copy or save) or not a torch/safetensors file: save or copy it again")
 

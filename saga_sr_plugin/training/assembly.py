@@ -16,6 +16,7 @@ import typing as tp
 from pathlib import Path
 
 import pytorch_lightning as pl
+import soundfile as sf
 import torch
 from stable_audio_tools.data.dataset import create_dataloader_from_config
 from stable_audio_tools.models.factory import create_model_from_config
@@ -71,20 +72,51 @@ def build_dataloader(dataset_config: dict, source: str, model_config: dict, batc
         metadata.configure(dataset_config.get("saga_sr"))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{source}: bad \"saga_sr\" simulation block: {err}") from err
-    loader = create_dataloader_from_config(
-        resolved, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle,
-        sample_rate=model_config["sample_rate"], sample_size=model_config["sample_size"],
-        audio_channels=model_config.get("audio_channels", 2),
-    )
+    empty = ConfigError(f"{source}: no {'pre-encoded clips (.npy)' if pre_encoded else 'audio files'} found under "
+                        f"{[d['path'] for d in resolved['datasets']]}")
+    try:
+        loader = create_dataloader_from_config(
+            resolved, batch_size=batch_size, num_workers=num_workers, shuffle=shuffle,
+            sample_rate=model_config["sample_rate"], sample_size=model_config["sample_size"],
+            audio_channels=model_config.get("audio_channels", 2),
+        )
+    except ValueError as err:  # torch's RandomSampler refuses an empty dataset before we can count it
+        if "num_samples should be a positive integer" in str(err):
+            raise empty from err
+        raise
     n = len(loader.dataset)
     if n == 0:
-        what = "pre-encoded clips (.npy)" if pre_encoded else "audio files"
-        raise ConfigError(f"{source}: no {what} found under {[d['path'] for d in resolved['datasets']]}")
+        raise empty
+    if not pre_encoded:
+        probe_readable(loader.dataset.filenames, source)
     if loader.drop_last and n < batch_size:
         raise ConfigError(f"{source}: {n} clips is fewer than --batch-size {batch_size} with drop_last; "
                           "lower the batch size or set \"drop_last\": false")
     count_load_failures(loader.dataset)
     return loader
+
+
+def probe_readable(filenames: tp.Sequence[str], source: str, probes: int = 16) -> None:
+    """Read the header and first frames of up to ``probes`` files spread over the list.
+
+    The official dataset replaces an unreadable file by a random other one, recursively:
+    on a set where nothing reads, that is thousands of printed errors and a RecursionError.
+    Here all probes failing stops the run in one line; some failing is a counted warning
+    (training goes on; the running count is ``metadata.counters``).
+    """
+    picked = [filenames[round(i * (len(filenames) - 1) / max(probes - 1, 1))] for i in range(min(probes, len(filenames)))]
+    picked = list(dict.fromkeys(picked))
+    failed = []
+    for name in picked:
+        try:
+            sf.read(name, frames=1024, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
+            failed.append(f"{name} ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})")
+    if failed and len(failed) == len(picked):
+        raise ConfigError(f"{source}: none of the {len(picked)} files probed (of {len(filenames)}) could be read as "
+                          f"audio, e.g. {'; '.join(failed[:3])}: check the dataset folder and the files' format")
+    for failure in failed:
+        metadata.count("unreadable audio file", failure)
 
 
 def check_pre_encoded_data(dataset_config: dict, source: str, model_config: dict) -> None:
