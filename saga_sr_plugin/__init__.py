@@ -7,12 +7,16 @@ nothing else is needed before ``create_model_from_config``.
 
 Layers, bottom to top (imports point down only; ``pyproject.toml``'s import-linter
 contract checks it): ``models`` | ``data`` -> ``inference`` | ``captioning`` ->
-``evaluation`` -> ``training`` -> ``interface``. ``configs`` and ``atomic`` are small
-utilities every layer may use. docs/design.md maps each part onto the paper and the
+``evaluation`` -> ``training`` -> ``interface``. ``configs``, ``atomic`` and ``notices``
+are small utilities every layer may use. docs/design.md maps each part onto the paper and the
 official code.
 """
-from .models.registry import register as _register
-from .training.compat import install as _install_compat
+from .notices import install as _quiet_known_notices
+
+_quiet_known_notices()  # before anything imports stable-audio-tools' transformer
+
+from .models.registry import register as _register  # noqa: E402
+from .training.compat import install as _install_compat  # noqa: E402
 
 _install_compat()
 _register()

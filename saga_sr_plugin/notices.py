@@ -1,0 +1,48 @@
+"""Known-harmless notices of stable-audio-tools 0.0.19, silenced narrowly at import; every other one stays.
+
+- ``models/transformer.py`` prints "No module named 'flash_attn'" and "flash_attn not installed,
+  disabling Flash Attention" at import: the official DiT then uses PyTorch's own attention
+  (SDPA), as it does on every machine without the optional flash-attn wheel. The two
+  lines are dropped; anything else printed during that import is printed as it was.
+- The official T5 conditioner enters ``torch.cuda.amp.autocast`` on every call: a
+  FutureWarning (the API is deprecated) on current torch and, on a machine without CUDA,
+  a UserWarning that it disables itself. Both are filtered by their exact text; the
+  CUDA one only where CUDA is absent, where it is always true and never actionable.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import sys
+import warnings
+
+FLASH_ATTN_LINES = ("No module named 'flash_attn'", "flash_attn not installed, disabling Flash Attention")
+NOTICE_MODULE = "stable_audio_tools.models.transformer"
+
+
+def import_quietly(module: str = NOTICE_MODULE, dropped: tuple[str, ...] = FLASH_ATTN_LINES) -> None:
+    """Import ``module`` (once), dropping the exact ``dropped`` lines it prints."""
+    if module in sys.modules:
+        return
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        importlib.import_module(module)
+    kept = [line for line in captured.getvalue().splitlines() if line.strip() not in dropped]
+    if kept:
+        print("\n".join(kept))
+
+
+def filter_known_warnings(cuda_available: bool) -> None:
+    warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated",
+                            category=FutureWarning)
+    if not cuda_available:
+        warnings.filterwarnings("ignore", message=r"User provided device_type of 'cuda', but CUDA is not available",
+                                category=UserWarning)
+
+
+def install() -> None:
+    import torch
+
+    import_quietly()
+    filter_known_warnings(torch.cuda.is_available())
