@@ -2,7 +2,7 @@
 
 No hub download is possible on CI or on this project's machines, so the demo
 makes everything it needs: full-band synthetic audio (harmonic tones whose partials
-reach 20 kHz, noise hits, chirps) with captions in ``captions.jsonl``, and a tiny
+reach 20 kHz, noise hits, harmonic sweeps) with captions in ``captions.jsonl``, and a tiny
 randomly initialised T5 encoder with a word-level tokenizer, saved with
 ``save_pretrained`` so that it loads through the same code as ``t5-base``.
 """
@@ -22,7 +22,7 @@ SAMPLE_RATE = 44100
 DEMO_ROOT = Path("demo_assets")
 TINY_T5_DIR = "tiny_t5"
 MARKER = "demo_assets.json"
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 
 WORDS = ("a an the bright dull sawtooth square synth note tone low high pitched short long "
          "burst of white noise like hi-hat cymbal rising falling chirp sweep with vibrato "
@@ -77,16 +77,26 @@ def _noise_hit(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return x * hits, "short bursts of white noise like a hi-hat cymbal"
 
 
-def _chirp(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    t = np.arange(n) / SAMPLE_RATE
-    f_lo, f_hi = 200.0, rng.uniform(15000, 21000)
+def _sweep(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A harmonic synth sweep (a riser or a fall): sawtooth partials of a gliding fundamental up to 20 kHz.
+
+    Demo set version 2 had a sine chirp from 200 Hz to 15-21 kHz instead: while it sweeps above the
+    cutoff the input holds nothing of it, so no super-resolution model can bring it back, and the demo
+    heard like hiss. A sweep's partials, like every harmonic sound's, continue what the input holds.
+    """
     rising = rng.random() < 0.5
-    f = np.geomspace(f_lo, f_hi, n) if rising else np.geomspace(f_hi, f_lo, n)
-    x = np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE) * (0.6 + 0.4 * np.cos(2 * np.pi * 0.5 * t))
-    return x, f"a {'rising' if rising else 'falling'} chirp sweep"
+    f_lo, f_hi = 110.0, 110.0 * 2 ** rng.uniform(2, 3)
+    f0 = np.geomspace(f_lo, f_hi, n) if rising else np.geomspace(f_hi, f_lo, n)
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    x = np.zeros(n)
+    for k in range(1, int(20000 // f_lo) + 1):
+        x += np.where(k * f0 < 20000, np.sin(k * phase) / k, 0.0)
+    t = np.arange(n) / SAMPLE_RATE
+    x *= 0.6 + 0.4 * np.cos(2 * np.pi * 0.5 * t)
+    return x, f"a {'rising' if rising else 'falling'} synth sweep"
 
 
-GENERATORS = (_harmonic_tone, _harmonic_tone, _noise_hit, _chirp)
+GENERATORS = (_harmonic_tone, _harmonic_tone, _noise_hit, _sweep)
 
 
 def make_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, str]:
@@ -110,8 +120,8 @@ def make_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, str
 def latent_channel_std(folder: str | Path, pretransform_config: dict, floor: float = 1e-4) -> list[float]:
     """Per-channel std of an official pretransform's latents over a folder of clips.
 
-    This is how the demo config's ``saga_scaled`` scale was made (demo set version 2,
-    wavelet pretransform): ``latent_channel_std("demo_assets/audio/train", wavelet_config)``.
+    This is how the demo config's ``saga_scaled`` scale was made (demo set version 3,
+    wavelet-packet pretransform): ``latent_channel_std("demo_assets/audio/train", packet_config)``.
     """
     import torch
     from stable_audio_tools.models.factory import create_pretransform_from_config

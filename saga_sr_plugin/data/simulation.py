@@ -62,8 +62,10 @@ def rolloff_bin_of_spectrum(spectrum: torch.Tensor, roll_percent: float = ROLLOF
     return int(torch.searchsorted(cumulative, threshold.unsqueeze(0)).clamp(max=ROLLOFF_BINS - 1).item())
 
 
-def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins: int = 9) -> int:
-    """The highest bin whose (smoothed) magnitude is within ``floor_db`` of the spectrum's peak.
+def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins: int = 9,
+                     local_drop_db: float = 40.0) -> int:
+    """The highest bin whose (smoothed) magnitude is within ``floor_db`` of the spectrum's peak,
+    or the first bin above the roll-off that falls ``local_drop_db`` below the octave under it.
 
     Where a band-limited input's content stops. The 98.5 % roll-off lies well below that
     for speech, whose energy sits low (at a 4 kHz cutoff its roll-off is often 2-3 kHz).
@@ -71,7 +73,15 @@ def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins
     kernel = torch.ones(1, 1, smooth_bins, dtype=spectrum.dtype, device=spectrum.device) / smooth_bins
     smooth = torch.nn.functional.conv1d(spectrum.reshape(1, 1, -1), kernel, padding=smooth_bins // 2).reshape(-1)
     above = torch.nonzero(smooth > smooth.max() * 10 ** (-floor_db / 20))
-    return int(above.max()) if len(above) else 0
+    edge = int(above.max()) if len(above) else 0
+    # A resampler's stopband leaks a flat, loud input (noise, cymbals) only 50-60 dB down, all the
+    # way up: the content ends where the level first falls local_drop_db below the median level of
+    # the octave under the input's roll-off, whichever comes first.
+    rolloff = rolloff_bin_of_spectrum(spectrum)
+    level = 20 * torch.log10(smooth.clamp(min=1e-30))
+    local = float(level[rolloff // 2:rolloff + 1].median())
+    below = torch.nonzero(level[rolloff:] < local - local_drop_db)
+    return min(edge, rolloff + int(below.min())) if len(below) else edge
 
 
 def rolloff_bin(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> int:

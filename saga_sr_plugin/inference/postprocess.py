@@ -32,6 +32,58 @@ import torch
 from ..data.simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_bin
 
 
+def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
+                              max_boost_db: float = 24.0, band_bins: int = 32, slope_frames: int = 17,
+                              max_slope_db: float = 6.0, floor_quantile: float = 0.05) -> float:
+    """Keep the generated band (bins from ``cutoff_bin`` up) within ``margin_db`` of the input's spectral
+    envelope continued above the cutoff, frame by frame; ``spec_out`` is changed in place.
+
+    The envelope, per frame: the input's per-bin power in the octave [c/4, c/2), falling above it at
+    the slope from [c/8, c/4) to that octave (both averaged over ``slope_frames`` frames, about
+    200 ms; 0 to -``max_slope_db`` dB per octave), plus a flat part, the octave's quietest bins
+    (``floor_quantile``): what lies under the partials (room tone, noise floor) goes on above the
+    cutoff. The octave just under the cutoff is not used: the low-pass's own transition dims it
+    (a Bessel filter's by several dB). In each band of ``band_bins`` bins (689 Hz) and frame, a
+    generated level more than ``margin_db`` above the envelope is brought down to that bound, one
+    more than ``margin_db`` below is raised to it (by at most ``max_boost_db``). So the added band
+    rises and falls with the input at a natural spectrum's level, and the model decides the
+    detail within the margin; neighbouring windows meet within 2 x ``margin_db`` of each other.
+    Returns the mean gain (dB).
+    """
+    c = cutoff_bin
+    if c < 16 or c >= spec_out.shape[-2] - 1:
+        return 0.0
+    floor = 1e-12
+    power_in = spec_ref.abs().pow(2).mean(0)          # (bins, frames), channels pooled
+    power_out = spec_out[:, c:].abs().pow(2).mean(0)
+    top, below = power_in[c // 4:c // 2].mean(0), power_in[c // 8:c // 4].mean(0)
+    slope = 10 * torch.log10(_smooth_frames(top, slope_frames).clamp(min=floor)
+                             / _smooth_frames(below, slope_frames).clamp(min=floor))
+    slope = slope.clamp(min=-max_slope_db, max=0.0)
+    bins = torch.arange(c, spec_out.shape[-2], dtype=power_in.dtype, device=power_in.device)
+    octaves = torch.log2(bins / (0.375 * c))       # above the centre of the anchor octave
+    under = torch.quantile(power_in[c // 4:c // 2], floor_quantile, dim=0)
+    target = top[None, :] * 10 ** (slope[None, :] * octaves[:, None] / 10) + under[None, :]
+    target_db = 10 * torch.log10(target.clamp(min=floor))
+    gains = torch.zeros_like(power_out)
+    for start in range(0, len(bins), band_bins):
+        band = slice(start, start + band_bins)
+        level = 10 * torch.log10(power_out[band].mean(0).clamp(min=floor))
+        wanted = target_db[band].mean(0)
+        gain = (wanted + margin_db - level).clamp(max=0) + (wanted - margin_db - level).clamp(min=0, max=max_boost_db)
+        gains[band] = gain
+    spec_out[:, c:] *= (10 ** (gains / 20)).to(spec_out.real.dtype)
+    return float(gains.mean())
+
+
+def _smooth_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Moving average over the last axis (frames), edges replicated; (frames,) or (rows, frames)."""
+    rows = x.reshape(-1, 1, x.shape[-1])
+    kernel = torch.ones(1, 1, frames, dtype=x.dtype, device=x.device) / frames
+    padded = torch.nn.functional.pad(rows, (frames // 2, frames - 1 - frames // 2), mode="replicate")
+    return torch.nn.functional.conv1d(padded, kernel).reshape(x.shape)
+
+
 class Replacement(tp.NamedTuple):
     audio: torch.Tensor     # (channels, samples), same length as the output given
     cutoff_bin: int         # first bin kept from the generated output
@@ -65,7 +117,8 @@ def level_ratio(spec_ref: torch.Tensor, spec_out: torch.Tensor, cutoff_bin: int,
 def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cutoff_bin: int | None = None,
                             ratio_range: tuple[float, float] = (0.8, 1.2), n_fft: int = ROLLOFF_N_FFT,
                             hop: int = ROLLOFF_HOP, ratio_rule: str = "cutoff_magnitude",
-                            max_added_band_db: float | None = 12.0) -> Replacement:
+                            max_added_band_db: float | None = 12.0,
+                            envelope_margin_db: float | None = None) -> Replacement:
     """Output with bins below ``cutoff_bin`` (default: the input's roll-off bin) taken from the input.
 
     Both are (channels, samples) at the same rate and length (the input already
@@ -84,6 +137,8 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
         spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin]
     else:
         spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] / ratio
+    if envelope_margin_db is not None:
+        match_added_band_envelope(spec_out, spec_ref, cutoff_bin, envelope_margin_db)
     gain_db = 0.0
     if max_added_band_db is not None:
         added = spec_out[:, cutoff_bin:].abs().pow(2).sum()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing as tp
 
 from ..configs import ConfigError, suggest
@@ -25,11 +26,17 @@ class UpsampleSettings:
     lfr_boundary: str = "content"    # "content": where the input's content ends; "rolloff": its 98.5 % roll-off
                                      # (the authors'); measured on real speech and music: docs/inference.md
     max_added_band_db: float | None = 12.0     # generated band at most this far above the input's energy
+    envelope_margin_db: float | None = None    # keep the generated band within this many dB of the input's
+                                               # envelope continued above the cutoff (None: off, the paper)
     batch_size: int | None = None    # windows (of one or several inputs) per sampler batch; None: 8 on a GPU,
                                      # 1 on the CPU (where batching measured ~10 % slower per window)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("guidance_acoustic", "guidance_text", "schedule_threshold", "max_added_band_db", "envelope_margin_db"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.steps < 2:
             raise ValueError(f"steps must be at least 2, got {self.steps}")
         if not 0.0 <= self.target_rolloff <= 1.0:

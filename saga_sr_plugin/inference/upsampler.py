@@ -26,7 +26,7 @@ from ..models.loading import load_exported_model
 from .postprocess import replace_low_frequencies
 from .sampling import sample_guided
 from .settings import UpsampleSettings, check_saga_sr_block
-from .windows import Crossfader
+from .windows import Crossfader, window_starts
 
 log = logging.getLogger("saga_sr.inference")
 
@@ -60,6 +60,7 @@ class _InFlight:
     cutoff: int
     ratios: list[float] = dataclasses.field(default_factory=list)
     gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
+    error: Exception | None = None   # set when a window of this input came out unusable
 
 
 def _find_conditioner(model: torch.nn.Module, kind: type, what: str) -> str:
@@ -104,12 +105,17 @@ class Upsampler:
         check_saga_sr_block(config.get("saga_sr", {}), model_config_path)
         return cls(model.to(getattr(torch, dtype)), config, device, getattr(torch, dtype), captioner)
 
+    def overlap_samples(self, settings: UpsampleSettings) -> int:
+        """Samples two neighbouring windows share: ``settings.overlap`` of a window, whole latent frames."""
+        return int(self.window * settings.overlap) // self.latent_ratio * self.latent_ratio
+
     def settings(self, **overrides: tp.Any) -> UpsampleSettings:
         return UpsampleSettings.from_config(self.model_config, **overrides)
 
     @torch.no_grad()
     def generate_windows(self, windows: tp.Sequence[torch.Tensor], captions: tp.Sequence[str],
-                         settings: UpsampleSettings, seeds: tp.Sequence[int], progress: bool = False) -> torch.Tensor:
+                         settings: UpsampleSettings, seeds: tp.Sequence[int], progress: bool = False,
+                         on_step: tp.Callable[[int], None] | None = None) -> torch.Tensor:
         """Stereo windows (2, sample_size) of low-res audio at 44.1 kHz -> generated (B, 2, sample_size).
 
         All windows go through each Euler step together (eq. 4: one forward of 3B items).
@@ -129,9 +135,13 @@ class Upsampler:
                                        device="cpu") for seed in seeds]).to(self.device, self.dtype)
         with tqdm(total=settings.steps, desc=f"{len(windows)} window(s): steps", unit="step", leave=False,
                   disable=not progress) as bar:
+            def step_done(_: tp.Any) -> None:
+                bar.update(1)
+                if on_step is not None:
+                    on_step(len(windows))
+
             latent = sample_guided(self.model.model, noise, inputs, null, settings.steps, settings.guidance_acoustic,
-                                   settings.guidance_text, settings.schedule_threshold,
-                                   callback=lambda _: bar.update(1))
+                                   settings.guidance_text, settings.schedule_threshold, callback=step_done)
         return self.model.pretransform.decode(latent.to(self.dtype)).float()
 
     def caption_for(self, audio: torch.Tensor, caption: str | None) -> str:
@@ -141,17 +151,23 @@ class Upsampler:
             return ""
         return self.captioner(audio, SAMPLE_RATE)
 
+    def window_count(self, length: int, settings: UpsampleSettings) -> int:
+        """Windows an input of ``length`` samples at 44.1 kHz goes through."""
+        return len(window_starts(max(length, self.window), self.window, self.window - self.overlap_samples(settings)))
+
     def upsample(self, audio: torch.Tensor, sample_rate: int, caption: str | None = None,
                  settings: UpsampleSettings | None = None, progress: bool = False,
-                 name: str = "input") -> UpsampleResult:
+                 name: str = "input", on_step: tp.Callable[[int], None] | None = None) -> UpsampleResult:
         """(channels, samples) at any rate >= 4 kHz -> (channels, samples) at 44.1 kHz, same duration.
 
         ``caption=None`` asks the captioner (if any) and otherwise uses the text null ("").
         ``name`` (e.g. the file) is what error messages call the input. The input's windows
         go through the sampler ``settings.batch_size`` at a time (default: 8 on a GPU, 1 on the CPU).
+        ``on_step(n)`` is called after each Euler step of a batch of ``n`` windows (a progress bar;
+        an exception it raises stops the sampling).
         """
         job = UpsampleJob(name, lambda: (audio, sample_rate), caption)
-        _, result = next(self.upsample_many([job], settings, progress))
+        _, result = next(self.upsample_many([job], settings, progress, on_step))
         if isinstance(result, Exception):
             raise result
         return result
@@ -160,7 +176,7 @@ class Upsampler:
         audio, sample_rate = job.load()
         x = prepare_input(audio, sample_rate, job.name).cpu()
         stereo = x.expand(2, -1) if x.shape[0] == 1 else x
-        overlap = int(self.window * settings.overlap) // self.latent_ratio * self.latent_ratio
+        overlap = self.overlap_samples(settings)
         # The LFR boundary: the whole input's 98.5 % roll-off bin (summed window by window, so
         # memory stays flat), never above the input's Nyquist (abrupt edges and the resampler's
         # transition band leak a little energy above it).
@@ -183,7 +199,8 @@ class Upsampler:
                               state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains))
 
     def upsample_many(self, jobs: tp.Iterable[UpsampleJob], settings: UpsampleSettings | None = None,
-                      progress: bool = False) -> tp.Iterator[tuple[UpsampleJob, UpsampleResult | Exception]]:
+                      progress: bool = False, on_step: tp.Callable[[int], None] | None = None
+                      ) -> tp.Iterator[tuple[UpsampleJob, UpsampleResult | Exception]]:
         """Upsample many inputs, windows of several inputs sharing each batch of ``settings.batch_size``.
 
         Yields ``(job, result)`` in input order as each input completes; a job whose input
@@ -216,12 +233,20 @@ class Upsampler:
             batch, queue = queue[:batch_size], queue[batch_size:]
             if batch:
                 generated = self.generate_windows([st.fader.piece(i) for st, i in batch], [st.caption for st, _ in batch],
-                                                  settings, [settings.seed + i for _, i in batch], progress)
+                                                  settings, [settings.seed + i for _, i in batch], progress,
+                                                  on_step)
                 for (state, i), y in zip(batch, generated):
+                    if state.error is not None or not torch.isfinite(y).all():
+                        state.error = state.error or BadAudioError(
+                            f"{state.job.name}: the model generated NaN or inf samples (window {i + 1} of "
+                            f"{len(state.fader)}); check the weights and --dtype (float16 can overflow)")
+                        state.fader.add(i, torch.zeros_like(y))
+                        continue
                     if settings.low_frequency_replacement:
                         replaced = replace_low_frequencies(y, state.fader.piece(i), cutoff_bin=state.cutoff,
                                                            ratio_rule=settings.lfr_ratio_rule,
-                                                           max_added_band_db=settings.max_added_band_db)
+                                                           max_added_band_db=settings.max_added_band_db,
+                                                           envelope_margin_db=settings.envelope_margin_db)
                         state.ratios.append(replaced.level_ratio)
                         state.gains.append(replaced.band_gain_db)
                         y = replaced.audio
@@ -229,7 +254,10 @@ class Upsampler:
                 bar.update(len(batch))
             while in_flight and (isinstance(in_flight[0], tuple) or in_flight[0].fader.complete):
                 done = in_flight.pop(0)
-                yield done if isinstance(done, tuple) else (done.job, self._finish(done, settings))
+                if isinstance(done, tuple):
+                    yield done
+                else:
+                    yield done.job, (done.error if done.error is not None else self._finish(done, settings))
             if exhausted and not queue and not in_flight:
                 break
         bar.close()

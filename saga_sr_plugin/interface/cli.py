@@ -8,12 +8,16 @@ files failed (each is named, and counted in the closing line), 2 nothing could r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import os
 import sys
 import typing as tp
 from pathlib import Path
+
+from .args import DefaultsHelpFormatter, add_gui_arguments, finite, integer
+
 
 def _export(args: argparse.Namespace) -> int:
     from ..training.export import export_checkpoint
@@ -32,19 +36,18 @@ def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> lis
     A folder's files keep their path relative to that folder under ``out_dir``; a file
     given by name goes to ``out_dir`` itself. Outputs never share a name: inputs that would
     (``x.mp3`` and ``x.ogg``) keep their extension in it (``x_mp3_saga_sr.wav``), and any
-    remaining clash gets a counter. Files found in folders that are outputs themselves
-    (under ``out_dir``, or named ``*_saga_sr.*``) are left out, so re-running on a folder
-    never upsamples its own results.
+    remaining clash gets a counter. Earlier outputs (``*_saga_sr.*``) found in a folder are
+    left out, so re-running on a folder (or with ``-o`` inside it, or ``-o`` the folder
+    itself) never upsamples its own results, and every other file is kept.
     """
     from ..data.audio_io import list_audio_files
 
     out_dir = Path(out_dir)
-    out_root = out_dir.resolve()
     found: list[tuple[Path, Path]] = []
     for p in map(Path, inputs):
         if p.is_dir():
             for f in list_audio_files(p):
-                if out_root in f.resolve().parents or f.stem.endswith(OUTPUT_TAG):
+                if f.stem.endswith(OUTPUT_TAG):
                     continue
                 found.append((f, f.relative_to(p).parent))
         else:
@@ -63,39 +66,47 @@ def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> lis
 
 
 def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
-    """Create ``folder`` if needed and check it can be written, before any long work starts."""
+    """Check that ``folder`` can be written (or created), before any long work starts.
+
+    Nothing is created here: the folder appears with the first file written into it, so
+    a run that fails before writing leaves nothing behind.
+    """
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OSError(f"cannot create the {what} {folder}: {err.strerror or err}") from err
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write to the {what} {folder}: permission denied")
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OSError(f"cannot create the {what} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "write to" if existing == folder else "create"
+        raise OSError(f"cannot {verb} the {what} {folder}: permission denied on {existing}")
     return folder
 
 
 def _upsample(args: argparse.Namespace) -> int:
-    from ..data.audio_io import read_audio, write_audio
-    from ..inference.upsampler import Upsampler, UpsampleJob
-    from ..evaluation.plots import save_spectrograms
+    from ..configs import load_json
+    from ..data.audio_io import AUDIO_EXTS, read_audio, write_audio
     from ..data.simulation import BadAudioError
+    from ..evaluation.plots import save_spectrograms
+    from ..inference.settings import UpsampleSettings
+    from ..inference.upsampler import Upsampler, UpsampleJob
 
     pairs = plan_outputs(args.inputs, args.output_dir, args.format)
     if not pairs:
-        print("error: no audio files given", file=sys.stderr)
+        print(f"error: no audio files in {', '.join(args.inputs)} (read here: "
+              f"{', '.join(e.lstrip('.') for e in AUDIO_EXTS)})", file=sys.stderr)
         return 2
     writable_folder(args.output_dir)
-    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype)
-    if args.caption is None and not args.no_caption:
-        from ..captioning.qwen2_audio import Captioner
-
-        model_name = args.caption_model or upsampler.model_config.get("saga_sr", {}).get("caption_model")
-        if model_name:
-            upsampler.captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
-    settings = upsampler.settings(steps=args.steps, guidance_acoustic=args.guidance_acoustic,
-                                  guidance_text=args.guidance_text, target_rolloff=args.target_rolloff,
-                                  seed=args.seed, low_frequency_replacement=not args.no_lfr,
-                                  batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
+    # Every option is checked against the config before the model loads (tens of seconds).
+    overrides = dict(steps=args.steps, guidance_acoustic=args.guidance_acoustic, guidance_text=args.guidance_text,
+                     target_rolloff=args.target_rolloff, seed=args.seed,
+                     low_frequency_replacement=False if args.no_lfr else None, batch_size=args.batch_size,
+                     lfr_boundary=args.lfr_boundary, envelope_margin_db=args.envelope_margin_db)
+    settings = UpsampleSettings.from_config(load_json(args.model_config, "model config"), **overrides)
+    if args.no_envelope:
+        settings = dataclasses.replace(settings, envelope_margin_db=None)
     failures, skipped, done = [], [], 0
     todo = []
     for path, target in pairs:
@@ -104,6 +115,16 @@ def _upsample(args: argparse.Namespace) -> int:
             print(f"skipped {path}: {target} exists (--overwrite to replace it)", file=sys.stderr)
         else:
             todo.append((path, target))
+    if not todo:
+        print(summary_line("upsampled", done, len(pairs), failures, skipped))
+        return 0
+    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype)
+    if args.caption is None and not args.no_caption:
+        from ..captioning.qwen2_audio import Captioner
+
+        model_name = args.caption_model or upsampler.model_config.get("saga_sr", {}).get("caption_model")
+        if model_name:
+            upsampler.captioner = Captioner.load(model_name, device=args.device, dtype=args.caption_dtype).caption_one
     targets = {str(path): target for path, target in todo}
     jobs = [UpsampleJob(str(path), functools.partial(read_audio, path), "" if args.no_caption else args.caption)
             for path, _ in todo]
@@ -240,37 +261,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("upsample", help="upsample audio files to 44.1 kHz",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio files or folders")
     p.add_argument("-o", "--output-dir", default="outputs")
     p.add_argument("--model-config", required=True)
     p.add_argument("--weights", required=True, help="exported weights (.safetensors or .ckpt)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--steps", type=int, default=None, help="Euler steps (config default: 100)")
-    p.add_argument("--guidance-acoustic", type=float, default=None, help="s_a (config default 1.4)")
-    p.add_argument("--guidance-text", type=float, default=None, help="s_t (config default 1.2)")
-    p.add_argument("--target-rolloff", type=float, default=None,
-                   help="normalised target roll-off f_h in [0, 1) (bin/1025; 0.9 = 19.8 kHz)")
+    p.add_argument("--steps", type=integer(2), default=None,
+                   help="Euler steps (default: the model config's saga_sr.steps, else 100)")
+    p.add_argument("--guidance-acoustic", type=finite(), default=None,
+                   help="s_a, eq. 4's scale on the low-res latent (default: the config's, else 1.4)")
+    p.add_argument("--guidance-text", type=finite(), default=None,
+                   help="s_t, eq. 4's scale on the caption (default: the config's, else 1.2)")
+    p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
+                   help="normalised target roll-off f_h in [0, 1] (bin/1025; 0.9 = 19.8 kHz, 1.0 = full band; "
+                        "default: the config's, else 0.9)")
     p.add_argument("--caption", default=None, help="use this caption instead of captioning the input")
     p.add_argument("--no-caption", action="store_true", help="use the text null (no caption)")
-    p.add_argument("--caption-model", default=None, help="Qwen2-Audio hub name or folder (config default)")
+    p.add_argument("--caption-model", default=None,
+                   help="Qwen2-Audio hub name or folder (default: the config's saga_sr.caption_model)")
     p.add_argument("--caption-dtype", default="auto")
-    p.add_argument("--no-lfr", action="store_true", help="skip the low-frequency replacement")
+    p.add_argument("--no-lfr", action="store_true", help="skip the low-frequency replacement (and what follows it)")
+    p.add_argument("--envelope-margin-db", type=finite(0.0), default=None,
+                   help="keep the added band within this many dB of the input's envelope continued above the "
+                        "cutoff (default: the config's saga_sr.envelope_margin_db; docs/inference.md)")
+    p.add_argument("--no-envelope", action="store_true", help="no envelope matching of the added band (the paper)")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
                    help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
-                        "its content ends (config default)")
+                        "its content ends (default: the config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=integer(1), default=None,
                    help="windows (of one or several files) per sampler batch; bounds GPU memory "
                         "(default: 8 on a GPU, 1 on the CPU)")
     p.set_defaults(func=_upsample)
 
     p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("folders", nargs="+", help="dataset folders; each gets its own captions.jsonl")
     p.add_argument("--file-list", default=None, help="caption only these files (one path per line, absolute or "
                                                       "relative to the single folder given)")
@@ -280,25 +310,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
                    help="use the processor's chat template (default: only for Instruct models)")
     p.add_argument("--no-chat-template", dest="chat_template", action="store_false")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=integer(1), default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", help="auto: bfloat16 on CUDA, float32 on CPU")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--clip-seconds", type=float, default=30.0, help="longer files: the central part this long")
+    p.add_argument("--max-new-tokens", type=integer(1), default=256)
+    p.add_argument("--clip-seconds", type=finite(0.1), default=30.0, help="longer files: the central part this long")
     p.add_argument("--overwrite", action="store_true", help="caption again files that already have a caption")
     p.add_argument("--report", default="caption_report.json", help="JSON report: counts and every failure")
     p.set_defaults(func=_caption)
 
     p = sub.add_parser("pre-encode", help="VAE latents of clips and K simulated low-res versions, once "
                                           "(official pre_encoded layout; resumable, shardable)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("folders", nargs="+", help="dataset folders (their captions.jsonl gives each clip's caption)")
     p.add_argument("-o", "--output-dir", required=True)
     p.add_argument("--model-config", required=True, help="the model config to train (its pretransform and sample_size)")
     p.add_argument("--pretransform-ckpt-path", default=None, help="VAE weights (else the config's)")
     p.add_argument("--dataset-config", default=None, help="take the simulation ranges from its \"saga_sr\" block")
-    p.add_argument("--versions", "-k", type=int, default=4, help="K simulated low-res versions per clip")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per encoder call")
+    p.add_argument("--versions", "-k", type=integer(1), default=4, help="K simulated low-res versions per clip")
+    p.add_argument("--batch-size", type=integer(1), default=16, help="clips per encoder call")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="the degradations depend on (seed, file, clip) only")
     p.add_argument("--shard", default="0/1", help="INDEX/COUNT: this process takes every COUNT-th file")
@@ -306,14 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_pre_encode)
 
     p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions) at simulated cutoffs",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
     p.add_argument("--outputs", nargs="*", help="folders of system outputs laid out as CUTOFF/<relative path>.wav")
     p.add_argument("--model-config", default=None)
     p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
-    p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--target-rolloff", type=float, default=None)
+    p.add_argument("--cutoffs", type=finite(1000.0, 22050.0), nargs="+", default=[4000, 8000])
+    p.add_argument("--steps", type=integer(2), default=None,
+                   help="Euler steps (default: the model config's saga_sr.steps, else 100)")
+    p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
+                   help="normalised target roll-off f_h in [0, 1] (default: the config's, else 0.9)")
     p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
                                                   "from captions.jsonl under the folder, else the text null)")
     p.add_argument("--device", default="auto")
@@ -322,12 +354,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
                    help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
-                        "its content ends (config default)")
-    p.add_argument("--batch-size", type=int, default=None,
+                        "its content ends (default: the config's)")
+    p.add_argument("--batch-size", type=integer(1), default=None,
                    help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
     p.add_argument("-o", "--output-dir", default="outputs/evaluate")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("gui", help="a web page to upsample and compare (Gradio, 127.0.0.1 by default)",
+                       formatter_class=DefaultsHelpFormatter)
+    add_gui_arguments(p)
+    p.set_defaults(func=_gui)
     return parser
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from .gui import serve
+
+    return serve(args)
 
 
 def main(argv: list[str] | None = None) -> int:

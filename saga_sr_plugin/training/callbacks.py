@@ -18,9 +18,11 @@ import torch
 
 from ..data.audio_io import write_audio
 from ..data.simulation import SAMPLE_RATE
+from ..evaluation.levels import ADDED_BANDS_HZ, added_band_levels, window_boundary_steps
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms, spectrogram_figure
 from ..evaluation.protocol import list_references, load_reference, simulate_input
+from ..inference.settings import UpsampleSettings
 from ..inference.upsampler import Upsampler
 
 log = logging.getLogger("saga_sr.demo")
@@ -50,19 +52,25 @@ class SRExample(tp.NamedTuple):
     reference: torch.Tensor
     lsd: float          # NU-Wave 2 convention
     lsd_input: float    # the unprocessed input's
+    band_levels: dict[str, float] = {}   # output minus reference level per band above the cutoff, dB
+    boundary_steps: tuple[float, ...] = ()   # level steps at window hand-overs beyond the reference's, dB
 
 
 def run_sr_examples(upsampler: Upsampler, references: tp.Sequence[tuple[str, torch.Tensor, str]],
                     cutoffs: tp.Sequence[float], steps: int | None = None, seed: int = 0,
-                    **settings_overrides: tp.Any) -> list[SRExample]:
-    """Upsample each (name, reference, caption) simulated at each cutoff."""
+                    settings: UpsampleSettings | None = None, **settings_overrides: tp.Any) -> list[SRExample]:
+    """Upsample each (name, reference, caption) simulated at each cutoff, with ``settings`` (default: the
+    model config's, with ``steps``, ``seed`` and the other overrides that are not None)."""
     examples = []
-    settings = upsampler.settings(steps=steps, seed=seed, **settings_overrides)
+    settings = settings or upsampler.settings(steps=steps, seed=seed, **settings_overrides)
+    overlap = upsampler.overlap_samples(settings)
     for name, ref, caption in references:
         for cutoff in cutoffs:
             lowres = simulate_input(ref, cutoff, seed=seed, name=name)
             out = upsampler.upsample(lowres, SAMPLE_RATE, caption=caption, settings=settings).audio
-            examples.append(SRExample(name, cutoff, lowres, out, ref, lsd(out, ref)["lsd"], lsd(lowres, ref)["lsd"]))
+            examples.append(SRExample(name, cutoff, lowres, out, ref, lsd(out, ref)["lsd"], lsd(lowres, ref)["lsd"],
+                                      added_band_levels(out, ref, cutoff),
+                                      tuple(window_boundary_steps(out, ref, cutoff, upsampler.window, overlap))))
     return examples
 
 
@@ -76,7 +84,9 @@ def write_examples(examples: tp.Sequence[SRExample], out_dir: str | Path) -> Pat
     """WAVs of input/output/reference and one spectrogram PNG per example; a Markdown summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["| clip | input cutoff | LSD input | LSD output |", "|---|---|---|---|"]
+    bands = [f"{lo / 1000:g}-{hi / 1000:g} kHz" for lo, hi in ADDED_BANDS_HZ]
+    lines = ["| clip | input cutoff | LSD input | LSD output | " + " | ".join(bands) + " | window step |",
+             "|---" * (5 + len(bands)) + "|"]
     for ex in examples:
         stem = f"{Path(ex.name).stem}_{int(ex.cutoff_hz) // 1000}k"
         for kind, audio in (("input", ex.lowres), ("output", ex.output), ("reference", ex.reference)):
@@ -85,8 +95,14 @@ def write_examples(examples: tp.Sequence[SRExample], out_dir: str | Path) -> Pat
                                                  ("SAGA-SR output", ex.output, SAMPLE_RATE),
                                                  ("reference", ex.reference, SAMPLE_RATE)],
                           title=f"{ex.name}, {ex.cutoff_hz / 1000:g} kHz input")
-        lines.append(f"| {ex.name} | {ex.cutoff_hz / 1000:g} kHz | {ex.lsd_input:.3f} | {ex.lsd:.3f} |")
-    (out / "README.md").write_text("LSD: NU-Wave 2 convention, lower is better.\n\n" + "\n".join(lines) + "\n")
+        levels = [f"{ex.band_levels[b]:+.1f}" if b in ex.band_levels else "" for b in bands]
+        step = f"{max(map(abs, ex.boundary_steps)):.1f}" if ex.boundary_steps else "-"
+        lines.append(f"| {ex.name} | {ex.cutoff_hz / 1000:g} kHz | {ex.lsd_input:.3f} | {ex.lsd:.3f} | "
+                     + " | ".join(levels) + f" | {step} |")
+    (out / "README.md").write_text(
+        "LSD: NU-Wave 2 convention, lower is better. Per band above the cutoff: the output's level minus the "
+        "reference's, dB (+ too loud, - too quiet). Window step: the largest level step of the added band where "
+        "two windows meet, beyond the reference's own step there, dB.\n\n" + "\n".join(lines) + "\n")
     return out
 
 

@@ -5,15 +5,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import SR, demo_config, lowpassed, white_noise
 
-from saga_sr_plugin.interface import cli
 from saga_sr_plugin.data.audio_io import read_audio
+from saga_sr_plugin.data.simulation import BadAudioError, rolloff_bin
+from saga_sr_plugin.inference.postprocess import replace_low_frequencies
+from saga_sr_plugin.inference.sampling import (
+    combine_guidance,
+    linear_quadratic_schedule,
+    make_guided_model,
+)
 from saga_sr_plugin.inference.upsampler import Upsampler
 from saga_sr_plugin.inference.windows import process_in_windows
-from saga_sr_plugin.inference.postprocess import replace_low_frequencies
-from saga_sr_plugin.inference.sampling import combine_guidance, linear_quadratic_schedule, make_guided_model
-from saga_sr_plugin.data.simulation import BadAudioError, rolloff_bin
-from conftest import SR, demo_config, lowpassed, white_noise
+from saga_sr_plugin.interface import cli
 
 
 # ---------------------------------------------------------------- schedule
@@ -256,8 +260,12 @@ def test_windows_of_several_inputs_share_batches_without_changing_any_output(ups
 
 # ---------------------------------------------------------------- LFR boundary
 def test_content_edge_finds_where_a_band_limited_input_ends():
+    from saga_sr_plugin.data.simulation import (
+        content_edge_bin,
+        rolloff_bin_of_spectrum,
+        summed_magnitude,
+    )
     from saga_sr_plugin.evaluation.protocol import simulate_input
-    from saga_sr_plugin.data.simulation import content_edge_bin, rolloff_bin_of_spectrum, summed_magnitude
 
     g = torch.Generator().manual_seed(0)
     # speech-like: energy falls 12 dB per octave above 300 Hz, so the 98.5 % roll-off sits far below the cutoff

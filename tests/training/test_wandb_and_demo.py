@@ -59,5 +59,9 @@ def test_main_job_writes_listenable_demos(tiny_setup, capsys):
     wavs = sorted(p.name for p in demo.glob("*.wav"))
     assert len(wavs) == 2 * 3 and any("_4k_output" in w for w in wavs)  # 1 clip x 2 cutoffs x 3 files
     assert len(list(demo.glob("*.png"))) == 2
-    assert "LSD output" in (demo / "README.md").read_text()
+    table = (demo / "README.md").read_text()
+    assert "LSD output" in table and "| 4-8 kHz | 8-12 kHz | 12-16 kHz | 16-22.05 kHz | window step |" in table
+    row_4k = next(line for line in table.splitlines() if "| 4 kHz |" in line)
+    assert len([c for c in row_4k.split("|") if c.strip().startswith(("+", "-"))]) == 4, row_4k
+    assert table in capsys.readouterr().out, "the main job prints the table"
     assert run.export_path.is_file()
