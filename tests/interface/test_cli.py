@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import SR, one_line_error
+
 from saga_sr_plugin.interface import cli
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from saga_sr_plugin.configs import ConfigError
 from saga_sr_plugin.models.checks import check_model_config
 

@@ -6,10 +6,16 @@ import torch
 from stable_audio_tools.models import conditioners as sat_conditioners
 from stable_audio_tools.models import diffusion as sat_diffusion
 from stable_audio_tools.models.conditioners import NumberConditioner
-from stable_audio_tools.models.factory import create_model_from_config, create_pretransform_from_config
+from stable_audio_tools.models.factory import (
+    create_model_from_config,
+    create_pretransform_from_config,
+)
 
 from saga_sr_plugin.models import registry
-from saga_sr_plugin.models.conditioners import LocalT5Conditioner, LowResLatentConditioner
+from saga_sr_plugin.models.conditioners import (
+    LocalT5Conditioner,
+    LowResLatentConditioner,
+)
 
 WAVELET = {"type": "wavelet", "config": {"channels": 2, "levels": 5, "wavelet": "bior4.4"}}
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import pytest
+
+from saga_sr_plugin.models.loading import load_exported_model
 from saga_sr_plugin.models.weights import CheckpointError
 from saga_sr_plugin.training.export import export_checkpoint
-from saga_sr_plugin.models.loading import load_exported_model
 
 
 def test_a_crafted_checkpoint_runs_no_code_in_export_or_loading(evil_ckpt, config_file, tmp_path):

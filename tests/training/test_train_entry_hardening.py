@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import pytest
+from conftest import ROOT, run_train
 from stable_audio_tools.training.diffusion import DiffusionCondTrainingWrapper
 
-from conftest import ROOT, run_train
-from saga_sr_plugin.training import assembly
-from saga_sr_plugin.models.loading import load_exported_model
 from saga_sr_plugin.data.demo_assets import save_tiny_t5
+from saga_sr_plugin.models.loading import load_exported_model
+from saga_sr_plugin.training import assembly
 
 
 def test_a_crafted_checkpoint_runs_no_code_in_train_entry(evil_ckpt, config_file, dataset, tmp_path, capsys):
