@@ -1,0 +1,71 @@
+"""Multi-process training through Lightning's own DDP (gloo, 2 CPU processes): one export, ranks in step."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, demo_config, write_demo_dataset
+from safetensors.torch import load_file
+
+from saga_sr_plugin.interface import cli
+from saga_sr_plugin.models.weights import read_checkpoint
+from saga_sr_plugin.training import assembly
+
+PROBE = Path(__file__).with_name("ddp_probe.py")
+
+
+def run_ddp(tmp_path: Path, model_config: Path, dataset: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SAGA_DDP_PROBE_OUT": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(PROBE), "--model-config", str(model_config), "--dataset-config", dataset,
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", "3", "--batch-size", "2",
+         "--num-workers", "1", "--checkpoint-every", "2", "--save-dir", str(tmp_path / "runs"), "--name", "ddp"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def check_run(tmp_path: Path, result: subprocess.CompletedProcess, model_config: dict) -> None:
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    run_dir = tmp_path / "runs" / "ddp"
+    assert log.count("exported EMA weights to") == 1, "rank 0 alone exports"
+    exported = load_file(str(run_dir / "model.safetensors"))
+    ranks = [load_file(str(tmp_path / f"ema_rank{r}.safetensors")) for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for key in ranks[0]:
+        assert torch.equal(ranks[0][key], ranks[1][key]), f"EMA weights differ between ranks at {key}"
+        # the export is the whole model with the EMA DiT (DiTWrapper "model") in place of the online one
+        assert torch.equal(ranks[0][key], exported[f"model.{key}"]), f"the export is not rank 0's EMA at {key}"
+    checkpoint = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3 and checkpoint["model_config"] == json.loads(json.dumps(model_config))
+    wrapper = assembly.build_training_wrapper(model_config, assembly.build_model(model_config, "model.json"))
+    assembly.check_resume_checkpoint(str(run_dir / "checkpoints" / "last.ckpt"), wrapper, "model.json")
+
+
+@pytest.fixture(scope="module")
+def ddp_root(tmp_path_factory, tiny_t5):
+    root = tmp_path_factory.mktemp("ddp")
+    config = demo_config(tiny_t5, sample_size=8192)
+    return root, config, write_demo_dataset(root, clips=8, seed=4)
+
+
+def test_ddp_on_raw_audio(ddp_root, tmp_path):
+    _, config, dataset = ddp_root
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    check_run(tmp_path, run_ddp(tmp_path, tmp_path / "model.json", dataset), config)
+
+
+def test_ddp_on_pre_encoded_data(ddp_root, tmp_path):
+    root, config, _ = ddp_root
+    (tmp_path / "raw.json").write_text(json.dumps(config))
+    assert cli.main(["pre-encode", str(root / "clips"), "-o", str(tmp_path / "latents"), "--model-config",
+                     str(tmp_path / "raw.json"), "-k", "2", "--device", "cpu"]) == 0
+    config = json.loads(json.dumps(config))
+    config["training"]["pre_encoded"] = True
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    result = run_ddp(tmp_path, tmp_path / "model.json", str(tmp_path / "latents" / "dataset_config.json"))
+    check_run(tmp_path, result, config)
