@@ -18,8 +18,10 @@ def log_spectrogram(audio: torch.Tensor, sample_rate: int, n_fft: int = 2048, ho
     return (20 * torch.log10(spec.clamp(min=1e-5))).numpy()
 
 
-def spectrogram_figure(panels: tp.Sequence[tuple[str, torch.Tensor, int]], title: str | None = None):
-    """A matplotlib figure with one spectrogram per (title, audio, sample_rate), side by side."""
+def spectrogram_figure(panels: tp.Sequence[tuple[str, torch.Tensor, int]], title: str | None = None,
+                       cutoff_hz: float | None = None):
+    """A matplotlib figure with one spectrogram per (title, audio, sample_rate), side by side;
+    ``cutoff_hz`` (the detected input cutoff) is drawn as a dashed line on every panel."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -33,7 +35,12 @@ def spectrogram_figure(panels: tp.Sequence[tuple[str, torch.Tensor, int]], title
                           extent=(0, seconds, 0, sr / 2000))
         ax.set_title(name)
         ax.set_xlabel("time (s)")
+        if cutoff_hz is not None:
+            ax.axhline(cutoff_hz / 1000, color="white", linestyle="--", linewidth=0.8, alpha=0.8)
     axes[0][0].set_ylabel("frequency (kHz)")
+    if cutoff_hz is not None:
+        axes[0][0].text(0.02, cutoff_hz / 1000, f" cutoff {cutoff_hz / 1000:.1f} kHz", color="white", fontsize=8,
+                        va="bottom", transform=axes[0][0].get_yaxis_transform())
     fig.colorbar(image, ax=axes[0].tolist(), label="dB")
     if title:
         fig.suptitle(title)
@@ -41,10 +48,10 @@ def spectrogram_figure(panels: tp.Sequence[tuple[str, torch.Tensor, int]], title
 
 
 def save_spectrograms(path: str | os.PathLike, panels: tp.Sequence[tuple[str, torch.Tensor, int]],
-                      title: str | None = None) -> str:
+                      title: str | None = None, cutoff_hz: float | None = None) -> str:
     import matplotlib.pyplot as plt
 
-    fig = spectrogram_figure(panels, title)
+    fig = spectrogram_figure(panels, title, cutoff_hz)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -1,0 +1,306 @@
+"""``saga-sr gui``: a web page to hear and see super-resolution, on the official Gradio conventions.
+
+Like stable-audio-tools' ``run_gradio.py`` / ``interface/``: ``gr.Blocks``, the model from a
+config and weights (or a folder an export wrote) loaded once, sampler settings in an
+accordion, results as players and spectrogram images. Two tabs:
+
+- **Upsample**: any file the CLI reads, at any rate from 4 kHz, mono or stereo; a caption
+  typed, from the configured captioner, or none; the ``saga_sr`` block's settings as
+  defaults; a progress bar fed by the sampler (steps and windows) and a Cancel button;
+  input and output players, one figure with both spectrograms and the detected cutoff,
+  the output as WAV or FLAC.
+- **Compare**: a full-band recording simulated at a cutoff (the evaluation's low-pass),
+  upsampled, and input / output / reference side by side with the LSD of input and output.
+
+The handlers are plain functions (tests call them directly); bad input is a one-line
+``gr.Error`` with the CLI's message, never a traceback. Requests queue (one at a time:
+one model). Results go to a private temporary folder, removed when the app closes, and
+Gradio's own cache is cleaned hourly.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import shutil
+import tempfile
+import threading
+import typing as tp
+from pathlib import Path
+
+import torch
+
+from ..configs import ConfigError
+from ..data.audio_io import read_audio, write_audio
+from ..data.simulation import SAMPLE_RATE, BadAudioError
+from ..evaluation.metrics import lsd
+from ..evaluation.plots import save_spectrograms
+from ..evaluation.protocol import simulate_input
+from ..inference.settings import UpsampleSettings
+from ..inference.upsampler import Upsampler
+from .args import MAX_SECONDS
+
+CAPTION_MODES = ("none", "typed", "captioner")
+
+
+class Cancelled(Exception):
+    """The user pressed Cancel; the sampler stops at its next step."""
+
+
+@dataclasses.dataclass
+class Page:
+    """What the handlers share: the loaded model, its defaults, a results folder, the cancel flag."""
+
+    upsampler: Upsampler
+    out_dir: Path
+    max_seconds: float = MAX_SECONDS
+    captioner: tp.Callable[[torch.Tensor, int], str] | None = None
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    _count: int = 0
+
+    @property
+    def defaults(self) -> UpsampleSettings:
+        return self.upsampler.settings()
+
+    def result_path(self, stem: str, suffix: str) -> Path:
+        self._count += 1
+        folder = self.out_dir / f"{self._count:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{stem}{suffix}"
+
+
+def _error(message: str) -> Exception:
+    import gradio as gr
+
+    return gr.Error(message, print_exception=False)
+
+
+def _read_input(page: Page, path: str | None, what: str = "input") -> tuple[torch.Tensor, int]:
+    if not path:
+        raise _error(f"no {what} file: upload or record one first")
+    try:
+        audio, rate = read_audio(path)
+    except (BadAudioError, FileNotFoundError, OSError) as err:
+        raise _error(str(err).replace(str(Path(path).parent) + "/", "")) from None
+    if audio.shape[-1] / rate > page.max_seconds:
+        raise _error(f"{Path(path).name}: {audio.shape[-1] / rate:.0f} s is longer than this page accepts "
+                     f"({page.max_seconds:.0f} s, --max-seconds); use saga-sr upsample for long files")
+    return audio, rate
+
+
+def _settings(page: Page, steps: float, guidance_acoustic: float, guidance_text: float, target_rolloff: float,
+              seed: float, lfr: bool) -> UpsampleSettings:
+    try:
+        return dataclasses.replace(page.defaults, steps=int(steps), guidance_acoustic=float(guidance_acoustic),
+                                   guidance_text=float(guidance_text), target_rolloff=float(target_rolloff),
+                                   seed=int(seed), low_frequency_replacement=bool(lfr))
+    except (TypeError, ValueError) as err:
+        raise _error(f"settings: {err}") from None
+
+
+def _caption(page: Page, mode: str, typed: str, audio: torch.Tensor, rate: int) -> str:
+    if mode == "typed":
+        return typed or ""
+    if mode == "captioner":
+        if page.captioner is None:
+            raise _error("no captioner is configured (saga_sr.caption_model in the model config, or "
+                         "--caption-model); type a caption or choose none")
+        return page.captioner(audio, rate)
+    return ""
+
+
+def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: UpsampleSettings, name: str,
+         progress: tp.Callable[..., tp.Any] | None) -> tp.Any:
+    """The upsampler with a progress callback per Euler step (over all windows) and the cancel flag."""
+    page.cancel.clear()
+    windows = page.upsampler.window_count(audio.shape[-1] * SAMPLE_RATE // rate, settings)
+    total = max(1, windows * settings.steps)
+    done = 0
+
+    def on_step(window_count: int) -> None:
+        nonlocal done
+        if page.cancel.is_set():
+            raise Cancelled()
+        done += window_count
+        if progress is not None:
+            progress(min(done / total, 1.0), desc=f"{min(done, total)} of {total} window-steps "
+                                                 f"({windows} window(s) x {settings.steps} steps)")
+
+    try:
+        return page.upsampler.upsample(audio, rate, caption=caption, settings=settings, name=name, on_step=on_step)
+    except Cancelled:
+        raise _error("cancelled") from None
+    except (BadAudioError, ValueError) as err:
+        raise _error(str(err)) from None
+
+
+def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_caption: str, steps: float,
+                     guidance_acoustic: float, guidance_text: float, target_rolloff: float, seed: float,
+                     lfr: bool, fmt: str, progress: tp.Callable[..., tp.Any] | None = None
+                     ) -> tuple[str, str, str, str, str]:
+    """(input, output, spectrogram PNG, summary Markdown, caption used) for one uploaded file."""
+    audio, rate = _read_input(page, path)
+    name = Path(path).name
+    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr)
+    caption = _caption(page, caption_mode, typed_caption, audio, rate)
+    result = _run(page, audio, rate, caption, settings, name, progress)
+    stem = Path(name).stem
+    out = write_audio(page.result_path(f"{stem}_saga_sr", "." + ("flac" if fmt == "flac" else "wav")),
+                      result.audio, result.sample_rate)
+    png = save_spectrograms(out.with_suffix(".png"), [(f"input ({rate} Hz)", audio, rate),
+                                                      ("SAGA-SR (44.1 kHz)", result.audio, result.sample_rate)],
+                            title=f"{name}: input cutoff {result.input_cutoff_hz / 1000:.1f} kHz",
+                            cutoff_hz=result.input_cutoff_hz)
+    summary = (f"**{name}**: {audio.shape[-1] / rate:.2f} s at {rate} Hz, {audio.shape[0]} channel(s) -> "
+               f"{result.audio.shape[-1] / result.sample_rate:.2f} s at {result.sample_rate} Hz. Detected input "
+               f"cutoff {result.input_cutoff_hz:.0f} Hz (f_l {result.input_rolloff:.3f}); {settings.steps} steps, "
+               f"s_a {settings.guidance_acoustic}, s_t {settings.guidance_text}, f_h {settings.target_rolloff}.")
+    return str(path), str(out), str(png), summary, caption
+
+
+def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_caption: str, steps: float,
+                    guidance_acoustic: float, guidance_text: float, target_rolloff: float, seed: float, lfr: bool,
+                    progress: tp.Callable[..., tp.Any] | None = None) -> tuple[str, str, str, str, str]:
+    """(simulated input, output, reference, spectrogram PNG, LSD Markdown) for one full-band recording."""
+    audio, rate = _read_input(page, path, "reference")
+    name = Path(path).name
+    if rate != SAMPLE_RATE:
+        import torchaudio.functional as AF
+
+        audio = AF.resample(audio, rate, SAMPLE_RATE)
+    cutoff_hz = float(cutoff_hz)
+    if not 1000 <= cutoff_hz <= 16000:
+        raise _error(f"cutoff {cutoff_hz:.0f} Hz: choose one from 1 to 16 kHz")
+    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr)
+    lowres = simulate_input(audio, cutoff_hz, seed=int(seed), name=name)
+    result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress)
+    stem = f"{Path(name).stem}_{cutoff_hz / 1000:g}k"
+    files = [write_audio(page.result_path(f"{stem}_{kind}", ".wav"), x, SAMPLE_RATE)
+             for kind, x in (("input", lowres), ("output", result.audio), ("reference", audio))]
+    png = save_spectrograms(files[1].with_suffix(".png"), [(f"input ({cutoff_hz / 1000:g} kHz low-pass)", lowres,
+                                                            SAMPLE_RATE), ("SAGA-SR output", result.audio, SAMPLE_RATE),
+                                                           ("reference", audio, SAMPLE_RATE)],
+                            title=name, cutoff_hz=result.input_cutoff_hz)
+    scores = [lsd(x, audio, SAMPLE_RATE, cutoff_hz=cutoff_hz) for x in (lowres, result.audio)]
+    table = ("| | LSD | LSD-LF | LSD-HF |\n|---|---|---|---|\n"
+             + "\n".join(f"| {label} | {s['lsd']:.3f} | {s['lsd_lf']:.3f} | {s['lsd_hf']:.3f} |"
+                         for label, s in zip(("input", "SAGA-SR"), scores))
+             + "\n\nLSD: NU-Wave 2 convention (lower is better), LF/HF below/above the cutoff.")
+    return str(files[0]), str(files[1]), str(files[2]), str(png), table
+
+
+def build_app(page: Page):
+    """The ``gr.Blocks`` page over ``page`` (not launched)."""
+    import gradio as gr
+
+    d = page.defaults
+    with gr.Blocks(title="SAGA-SR super-resolution", delete_cache=(3600, 3600)) as app:
+        gr.Markdown("# SAGA-SR audio super-resolution\nAny input from 4 to 32 kHz, mono or stereo, to 44.1 kHz. "
+                    f"Files up to {page.max_seconds:.0f} s.")
+
+        def sampler_controls():
+            with gr.Accordion("Sampler settings", open=False):
+                steps = gr.Slider(2, 200, value=d.steps, step=1, label="Euler steps")
+                s_a = gr.Slider(0.0, 5.0, value=d.guidance_acoustic, step=0.05, label="s_a (low-res latent guidance)")
+                s_t = gr.Slider(0.0, 5.0, value=d.guidance_text, step=0.05, label="s_t (caption guidance)")
+                f_h = gr.Slider(0.0, 1.0, value=d.target_rolloff, step=0.01,
+                                label="target roll-off f_h (0.9 ~ 19.8 kHz, 1.0 = full band)")
+                seed = gr.Number(value=d.seed, precision=0, label="seed")
+                lfr = gr.Checkbox(value=d.low_frequency_replacement, label="low-frequency replacement")
+            return [steps, s_a, s_t, f_h, seed, lfr]
+
+        with gr.Tab("Upsample"):
+            with gr.Row():
+                with gr.Column():
+                    source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="input")
+                    mode = gr.Radio(list(CAPTION_MODES), value="none", label="caption")
+                    typed = gr.Textbox(label="typed caption", placeholder="e.g. a solo piano piece")
+                    controls = sampler_controls()
+                    fmt = gr.Radio(["wav", "flac"], value="wav", label="download as")
+                    with gr.Row():
+                        run = gr.Button("Upsample", variant="primary", elem_id="upsample-button")
+                        stop = gr.Button("Cancel", elem_id="cancel-button")
+                with gr.Column():
+                    heard = gr.Audio(type="filepath", label="input (as uploaded)", interactive=False)
+                    output = gr.Audio(type="filepath", label="SAGA-SR output (44.1 kHz)", interactive=False,
+                                      elem_id="output-audio")
+                    figure = gr.Image(type="filepath", label="spectrograms", elem_id="spectrograms")
+                    summary = gr.Markdown()
+                    used = gr.Textbox(label="caption used", interactive=False)
+            event = run.click(lambda *a, progress=gr.Progress(): upsample_handler(page, *a, progress=progress),
+                              [source, mode, typed, *controls, fmt], [heard, output, figure, summary, used],
+                              api_name="upsample")
+            stop.click(page.cancel.set, None, None, cancels=[event], api_name=False)
+
+        with gr.Tab("Compare"):
+            with gr.Row():
+                with gr.Column():
+                    reference = gr.Audio(sources=["upload"], type="filepath", label="full-band reference")
+                    cutoff = gr.Slider(2000, 16000, value=4000, step=500, label="simulated input cutoff (Hz)")
+                    typed_c = gr.Textbox(label="caption (optional)")
+                    controls_c = sampler_controls()
+                    run_c = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                with gr.Column():
+                    low = gr.Audio(type="filepath", label="simulated input", interactive=False)
+                    out_c = gr.Audio(type="filepath", label="SAGA-SR output", interactive=False)
+                    ref_c = gr.Audio(type="filepath", label="reference", interactive=False)
+                    figure_c = gr.Image(type="filepath", label="spectrograms")
+                    scores = gr.Markdown()
+            run_c.click(lambda *a, progress=gr.Progress(): compare_handler(page, *a, progress=progress),
+                        [reference, cutoff, typed_c, *controls_c], [low, out_c, ref_c, figure_c, scores],
+                        api_name="compare")
+    app.queue(default_concurrency_limit=1)
+    return app
+
+
+def resolve_pretrained(name: str) -> tuple[str, str]:
+    """(config, weights) of an exported model: a local folder (``model.json`` or ``model_config.json``
+    beside ``model.safetensors`` / ``model.ckpt``) or a hub repository with the same files."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.ckpt"]))
+        except Exception as err:  # offline, unknown repository, no access: one line
+            raise ConfigError(f"--pretrained-name {name!r} is neither a folder nor a downloadable repository "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    configs = [folder / n for n in ("model.json", "model_config.json") if (folder / n).is_file()]
+    weights = [folder / n for n in ("model.safetensors", "model.ckpt") if (folder / n).is_file()]
+    if not configs or not weights:
+        raise ConfigError(f"{folder}: needs model.json (or model_config.json) and model.safetensors (or "
+                          "model.ckpt), as saga-sr export and train_entry.py write them")
+    return str(configs[0]), str(weights[0])
+
+
+def load_page(args: argparse.Namespace) -> Page:
+    if args.pretrained_name:
+        config, weights = resolve_pretrained(args.pretrained_name)
+    elif args.model_config and args.weights:
+        config, weights = args.model_config, args.weights
+    else:
+        raise ConfigError("saga-sr gui needs --model-config and --weights, or --pretrained-name")
+    if bool(args.username) != bool(args.password):
+        raise ConfigError("--username and --password go together")
+    upsampler = Upsampler.load(config, weights, args.device, args.dtype)
+    captioner = None
+    model_name = args.caption_model or upsampler.model_config.get("saga_sr", {}).get("caption_model")
+    if model_name:
+        from ..captioning.qwen2_audio import Captioner
+
+        captioner = Captioner.load(model_name, device=args.device).caption_one
+    out_dir = Path(tempfile.mkdtemp(prefix="saga-sr-gui-"))
+    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
+    return Page(upsampler, out_dir, args.max_seconds, captioner)
+
+
+def serve(args: argparse.Namespace) -> int:
+    page = load_page(args)
+    app = build_app(page)
+    auth = (args.username, args.password) if args.username else None
+    try:
+        app.launch(server_name=args.listen, server_port=args.port, auth=auth, share=args.share, show_error=True)
+    finally:
+        shutil.rmtree(page.out_dir, ignore_errors=True)
+    return 0
+

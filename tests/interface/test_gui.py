@@ -1,0 +1,149 @@
+"""saga-sr gui: the handlers as functions, the served app driven by gradio_client, and a real browser."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from saga_sr_plugin.inference.upsampler import Upsampler
+
+gr = pytest.importorskip("gradio")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def page(demo_model_files, tmp_path_factory):
+    from saga_sr_plugin.interface.gui import Page, resolve_pretrained
+
+    # SAGA_SR_GUI_MODEL=runs/saga_sr (a trained export) for the README's screenshot; else random demo weights
+    files = resolve_pretrained(os.environ["SAGA_SR_GUI_MODEL"]) if "SAGA_SR_GUI_MODEL" in os.environ \
+        else demo_model_files
+    return Page(Upsampler.load(*files, device="cpu"), tmp_path_factory.mktemp("gui"), max_seconds=5.0)
+
+
+def wav(path: Path, rate: int = 16000, seconds: float = 1.0, channels: int = 1, amp: float = 0.3) -> str:
+    data = amp * np.random.default_rng(0).standard_normal((int(rate * seconds), channels)).astype(np.float32)
+    sf.write(path, data, rate)
+    return str(path)
+
+
+SETTINGS = (2, 1.4, 1.2, 0.9, 0, True)  # steps, s_a, s_t, f_h, seed, LFR
+
+
+def test_upsample_handler_gives_44k1_of_the_same_duration_a_figure_and_progress(page, tmp_path):
+    from saga_sr_plugin.interface.gui import upsample_handler
+
+    seen = []
+    heard, out, png, summary, caption = upsample_handler(
+        page, wav(tmp_path / "in.wav"), "typed", "a tone", *SETTINGS, "flac",
+        progress=lambda fraction, desc="": seen.append(fraction))
+    audio, rate = sf.read(out, always_2d=True)
+    assert out.endswith(".flac") and rate == 44100 and audio.shape == (44100, 1)
+    assert Path(png).stat().st_size > 10_000 and "cutoff" in summary and caption == "a tone"
+    windows = page.upsampler.window_count(44100, page.defaults)
+    assert windows > 1 and seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 2 * windows, seen
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b"not audio at all") and str(p), "cannot decode audio"),
+    (lambda p: wav(p, amp=0.0), "silent"),
+    (lambda p: wav(p, channels=3), "3 channels"),
+    (lambda p: wav(p, seconds=6.0), "longer than this page accepts (5 s"),
+])
+def test_bad_input_is_a_one_line_message_in_the_page(page, tmp_path, make, message):
+    from saga_sr_plugin.interface.gui import upsample_handler
+
+    with pytest.raises(gr.Error) as err:
+        upsample_handler(page, make(tmp_path / "bad.wav"), "none", "", *SETTINGS, "wav")
+    assert message in str(err.value) and "\n" not in str(err.value) and str(tmp_path) not in str(err.value)
+
+
+def test_cancel_stops_the_sampler_at_its_next_step(page, tmp_path):
+    from saga_sr_plugin.interface.gui import upsample_handler
+
+    with pytest.raises(gr.Error, match="cancelled"):
+        upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", 50, 1.4, 1.2, 0.9, 0, True, "wav",
+                         progress=lambda fraction, desc="": page.cancel.set())
+
+
+def test_compare_handler_scores_input_and_output_against_the_reference(page, tmp_path):
+    from saga_sr_plugin.interface.gui import compare_handler
+
+    low, out, ref, png, table = compare_handler(page, wav(tmp_path / "ref.wav", rate=44100, channels=2), 4000, "",
+                                                *SETTINGS)
+    lengths = {sf.info(p).frames for p in (low, out, ref)}
+    assert lengths == {44100} and Path(png).is_file()
+    rows = [line for line in table.splitlines() if line.startswith(("| input", "| SAGA-SR"))]
+    assert len(rows) == 2 and all(float(cell) > 0 for row in rows for cell in row.split("|")[2:5])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(page):
+    from saga_sr_plugin.interface.gui import build_app
+
+    app = build_app(page)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_the_served_app_upsamples_through_gradio_client_with_progress(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served, verbose=False)
+    job = client.submit(handle_file(wav(tmp_path / "in16k.wav", seconds=1.5)), "none", "", 20, 1.4, 1.2, 0.9, 0,
+                        True, "wav", api_name="/upsample")
+    progress = []
+    while not job.done():
+        status = job.status()
+        if status.progress_data:
+            progress += [unit.progress for unit in status.progress_data if unit.progress is not None]
+        time.sleep(0.02)
+    result = job.result(timeout=300)
+    audio, rate = sf.read(result[1], always_2d=True)
+    assert rate == 44100 and abs(audio.shape[0] - int(1.5 * 44100)) <= 1
+    assert progress and 0 < min(progress) <= max(progress) <= 1, "the sampler's progress reached the client"
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
+    with pytest.raises(Exception, match="cannot decode audio"):
+        client.predict(handle_file(str(tmp_path / "bad.wav")), "none", "", *SETTINGS, "wav", api_name="/upsample")
+
+
+# .ci/run installs Chromium and sets SAGA_SR_REQUIRE_BROWSER=1: there a missing browser fails, never skips
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("SAGA_SR_REQUIRE_BROWSER"),
+                    reason="needs Debian's chromium (apt-get install chromium)")
+def test_a_real_browser_uploads_presses_the_button_and_sees_player_and_spectrogram(served, tmp_path):
+    from playwright import sync_api  # a dev dependency: pip install -e '.[dev]'
+
+    shot = Path(os.environ.get("SAGA_SR_GUI_SCREENSHOT", tmp_path / "gui.png"))
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        try:
+            view = browser.new_page(viewport={"width": 1400, "height": 1300})
+            view.goto(served)
+            upload = os.environ.get("SAGA_SR_GUI_INPUT") or wav(tmp_path / "browser.wav", rate=22050)
+            view.locator("input[type=file]").first.set_input_files(upload)
+            view.locator("#upsample-button").click()
+            view.locator("#spectrograms img").wait_for(state="visible", timeout=240_000)
+            assert view.locator("#output-audio audio, #output-audio .waveform-container, #output-audio [data-testid]"
+                                ).count() > 0
+            view.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
