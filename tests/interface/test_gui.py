@@ -147,3 +147,20 @@ def test_a_real_browser_uploads_presses_the_button_and_sees_player_and_spectrogr
         finally:
             browser.close()
     assert shot.stat().st_size > 20_000
+
+
+def test_pretrained_name_is_an_export_folder_or_a_one_line_error(demo_model_files, tmp_path, monkeypatch):
+    from saga_sr_plugin.configs import ConfigError
+    from saga_sr_plugin.interface.gui import resolve_pretrained
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(demo_model_files[0], folder / "model.json")
+    shutil.copy(demo_model_files[1], folder / "model.safetensors")
+    assert resolve_pretrained(str(folder)) == (str(folder / "model.json"), str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="needs model.json .* and model.safetensors"):
+        resolve_pretrained(str(folder))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="neither a folder nor a downloadable repository"):
+        resolve_pretrained("someone/no-such-model")
