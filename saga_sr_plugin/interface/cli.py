@@ -92,6 +92,7 @@ def _upsample(args: argparse.Namespace) -> int:
     from ..evaluation.plots import save_spectrograms
     from ..inference.settings import UpsampleSettings
     from ..inference.upsampler import Upsampler, UpsampleJob
+    from tqdm.auto import tqdm
 
     pairs = plan_outputs(args.inputs, args.output_dir, args.format)
     if not pairs:
@@ -136,11 +137,11 @@ def _upsample(args: argparse.Namespace) -> int:
             write_audio(target, result.audio, result.sample_rate)
         except (BadAudioError, FileNotFoundError, OSError, RuntimeError) as err:
             failures.append(path)
-            print(f"error: {err}", file=sys.stderr)
+            tqdm.write(f"error: {err}", file=sys.stderr)  # on its own line, not after the progress bar
             continue
         done += 1
-        print(f"{path} -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
-              f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
+        tqdm.write(f"{path} -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
+                   f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
         if args.plot:
             audio, sr = read_audio(path)
             png = save_spectrograms(target.with_suffix(".png"), [(f"input ({sr} Hz)", audio, sr),
