@@ -24,7 +24,7 @@ def run_ddp(tmp_path: Path, model_config: Path, dataset: str) -> subprocess.Comp
     return subprocess.run(
         [sys.executable, str(PROBE), "--model-config", str(model_config), "--dataset-config", dataset,
          "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", "3", "--batch-size", "2",
-         "--num-workers", "1", "--checkpoint-every", "2", "--save-dir", str(tmp_path / "runs"), "--name", "ddp"],
+         "--num-workers", "1", "--checkpoint-every", "3", "--save-dir", str(tmp_path / "runs"), "--name", "ddp"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
 
