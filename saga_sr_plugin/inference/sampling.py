@@ -1,15 +1,23 @@
 """SAGA-SR sampling: the linear-quadratic t-schedule and the two-scale guidance of eq. 4.
 
-The ODE loop itself is the official ``sample_discrete_euler`` (given explicit
-``sigmas``); this module supplies what it cannot: the schedule and a model function
-that evaluates the three guidance terms as one batched forward of 3B items.
+The loops themselves are the official ones, given explicit ``sigmas``: ``sample_discrete_euler``
+(the paper's), ``sample_flow_dpmpp`` and ``sample_flow_pingpong`` (the sampler for
+post-trained few-step models). This module supplies what they cannot: the schedules and a
+model function that evaluates the three guidance terms as one batched forward of 3B items,
+or, with both scales at 1 (guidance off), the conditional term alone in one pass of B.
 """
 from __future__ import annotations
 
 import typing as tp
 
 import torch
-from stable_audio_tools.inference.sampling import sample_discrete_euler
+from stable_audio_tools.inference.sampling import sample_discrete_euler, sample_flow_dpmpp, sample_flow_pingpong
+
+# The official samplers by name. pingpong re-noises with torch's global generator at every step,
+# so its outputs depend on the batch a window shares (the other two are deterministic per window).
+SAMPLERS: dict[str, tp.Callable[..., torch.Tensor]] = {
+    "euler": sample_discrete_euler, "dpmpp": sample_flow_dpmpp, "pingpong": sample_flow_pingpong}
+SCHEDULES = ("linear_quadratic", "linear")
 
 
 def linear_quadratic_schedule(steps: int, threshold: float = 0.025, linear_steps: int | None = None,
@@ -103,11 +111,41 @@ def make_sequential_guided_model(dit: tp.Callable[..., torch.Tensor], inputs: di
     return guided
 
 
+def make_conditional_model(dit: tp.Callable[..., torch.Tensor], inputs: dict[str, tp.Any]) -> tp.Callable[..., torch.Tensor]:
+    """u(z_t, z_l, c) alone, one forward of B items: eq. 4 at s_a = s_t = 1, in a third of the passes."""
+    def conditional(x: torch.Tensor, t: torch.Tensor, **_: tp.Any) -> torch.Tensor:
+        return dit(x, t, cfg_scale=1.0, cfg_dropout_prob=0.0, **inputs)
+
+    return conditional
+
+
+def schedule(name: str, steps: int, threshold: float = 0.025, device: torch.device | str | None = None) -> torch.Tensor:
+    """``steps + 1`` times from 1 to 0: the paper's ``linear_quadratic`` or the official samplers' ``linear``."""
+    if name == "linear_quadratic":
+        return linear_quadratic_schedule(steps, threshold, device=device)
+    if name == "linear":
+        return torch.linspace(1.0, 0.0, steps + 1, device=device)
+    raise ValueError(f"unknown schedule {name!r}; known: {list(SCHEDULES)}")
+
+
+def passes_per_step(scale_acoustic: float, scale_text: float) -> int:
+    """DiT passes per step: 3 with eq. 4's guidance, 1 with both scales at 1 (the conditional term)."""
+    return 1 if scale_acoustic == 1.0 and scale_text == 1.0 else 3
+
+
 def sample_guided(dit: tp.Callable[..., torch.Tensor], noise: torch.Tensor, inputs: dict[str, tp.Any],
                   null_input_concat: torch.Tensor, steps: int = 100, scale_acoustic: float = 1.4,
                   scale_text: float = 1.2, threshold: float = 0.025,
-                  callback: tp.Callable[[dict], None] | None = None) -> torch.Tensor:
-    """Noise -> latent with the official Euler loop, the linear-quadratic schedule and eq. 4."""
-    sigmas = linear_quadratic_schedule(steps, threshold, device=noise.device)
-    guided = make_guided_model(dit, inputs, null_input_concat, scale_acoustic, scale_text)
-    return sample_discrete_euler(guided, noise, sigmas=sigmas, callback=callback, disable_tqdm=True)
+                  callback: tp.Callable[[dict], None] | None = None, sampler: str = "euler",
+                  schedule_name: str = "linear_quadratic") -> torch.Tensor:
+    """Noise -> latent with an official sampler (default the paper's Euler), a schedule (default
+    the paper's linear-quadratic) and eq. 4 (one pass per step when both scales are 1)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}")
+    sigmas = schedule(schedule_name, steps, threshold, device=noise.device)
+    if passes_per_step(scale_acoustic, scale_text) == 1:
+        model = make_conditional_model(dit, inputs)
+    else:
+        model = make_guided_model(dit, inputs, null_input_concat, scale_acoustic, scale_text)
+    extra = {} if sampler == "pingpong" else {"disable_tqdm": True}  # pingpong has no such switch
+    return SAMPLERS[sampler](model, noise, sigmas=sigmas, callback=callback, **extra)

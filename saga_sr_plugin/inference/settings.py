@@ -7,6 +7,7 @@ import typing as tp
 
 from ..configs import ConfigError, suggest
 from .postprocess import RATIO_RULES
+from .sampling import SAMPLERS, SCHEDULES
 
 LFR_BOUNDARIES = ("rolloff", "content")
 
@@ -16,6 +17,8 @@ class UpsampleSettings:
     """Sampling and post-processing options; defaults are the paper's (``saga_sr`` block of the config)."""
 
     steps: int = 100
+    sampler: str = "euler"           # official sampler: euler (the paper), dpmpp, pingpong (post-trained models)
+    schedule: str = "linear_quadratic"   # the paper's (Movie Gen); "linear": the official samplers' own
     guidance_acoustic: float = 1.4   # s_a, on the low-res latent
     guidance_text: float = 1.2       # s_t, on the caption
     target_rolloff: float = 0.9      # normalised f_h in [0, 1]: 0.9 ~ 19.8 kHz of content, 1.0 = full band
@@ -48,6 +51,10 @@ class UpsampleSettings:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.lfr_boundary not in LFR_BOUNDARIES:
             raise ValueError(f"lfr_boundary must be one of {list(LFR_BOUNDARIES)}, got {self.lfr_boundary!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if self.lfr_ratio_rule not in RATIO_RULES:
             raise ValueError(f"lfr_ratio_rule must be one of {list(RATIO_RULES)}, got {self.lfr_ratio_rule!r}")
 

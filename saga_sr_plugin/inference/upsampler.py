@@ -141,7 +141,8 @@ class Upsampler:
                     on_step(len(windows))
 
             latent = sample_guided(self.model.model, noise, inputs, null, settings.steps, settings.guidance_acoustic,
-                                   settings.guidance_text, settings.schedule_threshold, callback=step_done)
+                                   settings.guidance_text, settings.schedule_threshold, callback=step_done,
+                                   sampler=settings.sampler, schedule_name=settings.schedule)
         return self.model.pretransform.decode(latent.to(self.dtype)).float()
 
     def caption_for(self, audio: torch.Tensor, caption: str | None) -> str:

@@ -101,7 +101,8 @@ def _upsample(args: argparse.Namespace) -> int:
         return 2
     writable_folder(args.output_dir)
     # Every option is checked against the config before the model loads (tens of seconds).
-    overrides = dict(steps=args.steps, guidance_acoustic=args.guidance_acoustic, guidance_text=args.guidance_text,
+    overrides = dict(steps=args.steps, sampler=args.sampler, schedule=args.schedule,
+                     guidance_acoustic=args.guidance_acoustic, guidance_text=args.guidance_text,
                      target_rolloff=args.target_rolloff, seed=args.seed,
                      low_frequency_replacement=False if args.no_lfr else None, batch_size=args.batch_size,
                      lfr_boundary=args.lfr_boundary, envelope_margin_db=args.envelope_margin_db)
@@ -176,6 +177,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device)
         settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff,
+                                      sampler=args.sampler, schedule=args.schedule,
                                       batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
         from ..data.sidecar import captions_under
 
@@ -271,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--steps", type=integer(2), default=None,
                    help="Euler steps (default: the model config's saga_sr.steps, else 100)")
+    p.add_argument("--sampler", choices=["euler", "dpmpp", "pingpong"], default=None,
+                   help="official sampler (default: the config's saga_sr.sampler, else euler, the paper's)")
+    p.add_argument("--schedule", choices=["linear_quadratic", "linear"], default=None,
+                   help="t-schedule (default: the config's, else linear_quadratic, the paper's)")
     p.add_argument("--guidance-acoustic", type=finite(), default=None,
                    help="s_a, eq. 4's scale on the low-res latent (default: the config's, else 1.4)")
     p.add_argument("--guidance-text", type=finite(), default=None,
@@ -347,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Euler steps (default: the model config's saga_sr.steps, else 100)")
     p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
                    help="normalised target roll-off f_h in [0, 1] (default: the config's, else 0.9)")
+    p.add_argument("--sampler", choices=["euler", "dpmpp", "pingpong"], default=None,
+                   help="official sampler (default: the config's saga_sr.sampler, else euler)")
+    p.add_argument("--schedule", choices=["linear_quadratic", "linear"], default=None,
+                   help="t-schedule (default: the config's, else linear_quadratic)")
     p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
                                                   "from captions.jsonl under the folder, else the text null)")
     p.add_argument("--device", default="auto")
