@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16, 32, 100])
     p.add_argument("--samplers", nargs="+", default=["euler", "dpmpp", "pingpong"])
     p.add_argument("--schedules", nargs="+", default=["linear_quadratic", "linear"])
+    p.add_argument("--no-envelope", action="store_true", help="score without the added band's envelope matching")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("runs/sampler_curve"))
     args = p.parse_args(argv)
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     upsampler = Upsampler.load(str(args.run / "model.json"), str(args.run / "model.safetensors"), device="cpu")
     references = load_examples(str(args.references), args.clips, read_captions(str(args.references)))
     base = upsampler.settings()
+    if args.no_envelope:
+        base = dataclasses.replace(base, envelope_margin_db=None)
     rows = []
     guidance = [(base.guidance_acoustic, base.guidance_text), (1.0, 1.0)]
     for sampler, sched, (s_a, s_t), steps in itertools.product(args.samplers, args.schedules, guidance, args.steps):
