@@ -6,7 +6,8 @@ accordion, results as players and spectrogram images. Two tabs:
 
 - **Upsample**: any file the CLI reads, at any rate from 4 kHz, mono or stereo; a caption
   typed, from the configured captioner, or none; the ``saga_sr`` block's settings as
-  defaults; a progress bar fed by the sampler (steps and windows) and a Cancel button;
+  defaults (sampler and schedule included); a progress bar fed by the sampler (steps and
+  windows) and a Cancel button;
   input and output players, one figure with both spectrograms and the detected cutoff,
   the output as WAV or FLAC.
 - **Compare**: a full-band recording simulated at a cutoff (the evaluation's low-pass),
@@ -36,6 +37,7 @@ from ..data.simulation import SAMPLE_RATE, BadAudioError
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
 from ..evaluation.protocol import simulate_input
+from ..inference.sampling import SAMPLERS, SCHEDULES
 from ..inference.settings import UpsampleSettings
 from ..inference.upsampler import Upsampler
 from .args import MAX_SECONDS
@@ -89,11 +91,12 @@ def _read_input(page: Page, path: str | None, what: str = "input") -> tuple[torc
 
 
 def _settings(page: Page, steps: float, guidance_acoustic: float, guidance_text: float, target_rolloff: float,
-              seed: float, lfr: bool) -> UpsampleSettings:
+              seed: float, lfr: bool, sampler: str, schedule: str) -> UpsampleSettings:
     try:
         return dataclasses.replace(page.defaults, steps=int(steps), guidance_acoustic=float(guidance_acoustic),
                                    guidance_text=float(guidance_text), target_rolloff=float(target_rolloff),
-                                   seed=int(seed), low_frequency_replacement=bool(lfr))
+                                   seed=int(seed), low_frequency_replacement=bool(lfr), sampler=sampler,
+                                   schedule=schedule)
     except (TypeError, ValueError) as err:
         raise _error(f"settings: {err}") from None
 
@@ -136,12 +139,12 @@ def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: Ups
 
 def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_caption: str, steps: float,
                      guidance_acoustic: float, guidance_text: float, target_rolloff: float, seed: float,
-                     lfr: bool, fmt: str, progress: tp.Callable[..., tp.Any] | None = None
-                     ) -> tuple[str, str, str, str, str]:
+                     lfr: bool, sampler: str, schedule: str, fmt: str,
+                     progress: tp.Callable[..., tp.Any] | None = None) -> tuple[str, str, str, str, str]:
     """(input, output, spectrogram PNG, summary Markdown, caption used) for one uploaded file."""
     audio, rate = _read_input(page, path)
     name = Path(path).name
-    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr)
+    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr, sampler, schedule)
     caption = _caption(page, caption_mode, typed_caption, audio, rate)
     result = _run(page, audio, rate, caption, settings, name, progress)
     stem = Path(name).stem
@@ -153,13 +156,15 @@ def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_capt
                             cutoff_hz=result.input_cutoff_hz)
     summary = (f"**{name}**: {audio.shape[-1] / rate:.2f} s at {rate} Hz, {audio.shape[0]} channel(s) -> "
                f"{result.audio.shape[-1] / result.sample_rate:.2f} s at {result.sample_rate} Hz. Detected input "
-               f"cutoff {result.input_cutoff_hz:.0f} Hz (f_l {result.input_rolloff:.3f}); {settings.steps} steps, "
+               f"cutoff {result.input_cutoff_hz:.0f} Hz (f_l {result.input_rolloff:.3f}); {settings.sampler}, "
+               f"{settings.steps} steps, "
                f"s_a {settings.guidance_acoustic}, s_t {settings.guidance_text}, f_h {settings.target_rolloff}.")
     return str(path), str(out), str(png), summary, caption
 
 
 def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_caption: str, steps: float,
                     guidance_acoustic: float, guidance_text: float, target_rolloff: float, seed: float, lfr: bool,
+                    sampler: str, schedule: str,
                     progress: tp.Callable[..., tp.Any] | None = None) -> tuple[str, str, str, str, str]:
     """(simulated input, output, reference, spectrogram PNG, LSD Markdown) for one full-band recording."""
     audio, rate = _read_input(page, path, "reference")
@@ -171,7 +176,7 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
     cutoff_hz = float(cutoff_hz)
     if not 1000 <= cutoff_hz <= 16000:
         raise _error(f"cutoff {cutoff_hz:.0f} Hz: choose one from 1 to 16 kHz")
-    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr)
+    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr, sampler, schedule)
     lowres = simulate_input(audio, cutoff_hz, seed=int(seed), name=name)
     result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress)
     stem = f"{Path(name).stem}_{cutoff_hz / 1000:g}k"
@@ -207,7 +212,9 @@ def build_app(page: Page):
                                 label="target roll-off f_h (0.9 ~ 19.8 kHz, 1.0 = full band)")
                 seed = gr.Number(value=d.seed, precision=0, label="seed")
                 lfr = gr.Checkbox(value=d.low_frequency_replacement, label="low-frequency replacement")
-            return [steps, s_a, s_t, f_h, seed, lfr]
+                sampler = gr.Dropdown(list(SAMPLERS), value=d.sampler, label="sampler (official)")
+                schedule = gr.Dropdown(list(SCHEDULES), value=d.schedule, label="t-schedule")
+            return [steps, s_a, s_t, f_h, seed, lfr, sampler, schedule]
 
         with gr.Tab("Upsample"):
             with gr.Row():

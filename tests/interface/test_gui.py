@@ -35,7 +35,8 @@ def wav(path: Path, rate: int = 16000, seconds: float = 1.0, channels: int = 1, 
     return str(path)
 
 
-SETTINGS = (2, 1.4, 1.2, 0.9, 0, True)  # steps, s_a, s_t, f_h, seed, LFR
+# steps, s_a, s_t, f_h, seed, LFR, sampler, schedule
+SETTINGS = (2, 1.4, 1.2, 0.9, 0, True, "euler", "linear_quadratic")
 
 
 def test_upsample_handler_gives_44k1_of_the_same_duration_a_figure_and_progress(page, tmp_path):
@@ -70,7 +71,8 @@ def test_cancel_stops_the_sampler_at_its_next_step(page, tmp_path):
     from saga_sr_plugin.interface.gui import upsample_handler
 
     with pytest.raises(gr.Error, match="cancelled"):
-        upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", 50, 1.4, 1.2, 0.9, 0, True, "wav",
+        upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", 50, 1.4, 1.2, 0.9, 0, True, "euler",
+                         "linear_quadratic", "wav",
                          progress=lambda fraction, desc="": page.cancel.set())
 
 
@@ -106,8 +108,8 @@ def test_the_served_app_upsamples_through_gradio_client_with_progress(served, tm
     from gradio_client import Client, handle_file
 
     client = Client(served, verbose=False)
-    job = client.submit(handle_file(wav(tmp_path / "in16k.wav", seconds=1.5)), "none", "", 20, 1.4, 1.2, 0.9, 0,
-                        True, "wav", api_name="/upsample")
+    job = client.submit(handle_file(wav(tmp_path / "in16k.wav", seconds=1.5)), "none", "", 20, 1.0, 1.0, 0.9, 0,
+                        True, "dpmpp", "linear", "wav", api_name="/upsample")
     progress = []
     while not job.done():
         status = job.status()
