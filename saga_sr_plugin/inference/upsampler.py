@@ -2,8 +2,8 @@
 
 Load once (:meth:`Upsampler.load`: official factory + exported EMA weights), then
 :meth:`Upsampler.upsample` as often as needed. Each window of the model's sample size
-is resampled to 44.1 kHz, encoded by the low-res conditioner, sampled with the
-official Euler loop under eq. 4 guidance, decoded by the VAE; windows overlap and
+is resampled to 44.1 kHz, encoded by the low-res conditioner, sampled with an official
+loop (the paper's Euler by default) under eq. 4 guidance, decoded by the VAE; windows overlap and
 are crossfaded, and the low band is finally replaced by the input's.
 """
 from __future__ import annotations

@@ -28,6 +28,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 OUTPUT_TAG = "_saga_sr"
+# inference.sampling's SAMPLERS and SCHEDULES by name, here so --help imports no torch (a test keeps them equal)
+SAMPLER_NAMES = ("euler", "dpmpp", "pingpong")
+SCHEDULE_NAMES = ("linear_quadratic", "linear")
 
 
 def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> list[tuple[Path, Path]]:
@@ -273,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--steps", type=integer(2), default=None,
                    help="Euler steps (default: the model config's saga_sr.steps, else 100)")
-    p.add_argument("--sampler", choices=["euler", "dpmpp", "pingpong"], default=None,
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help="official sampler (default: the config's saga_sr.sampler, else euler, the paper's)")
-    p.add_argument("--schedule", choices=["linear_quadratic", "linear"], default=None,
+    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
                    help="t-schedule (default: the config's, else linear_quadratic, the paper's)")
     p.add_argument("--guidance-acoustic", type=finite(), default=None,
                    help="s_a, eq. 4's scale on the low-res latent (default: the config's, else 1.4)")
@@ -353,9 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Euler steps (default: the model config's saga_sr.steps, else 100)")
     p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
                    help="normalised target roll-off f_h in [0, 1] (default: the config's, else 0.9)")
-    p.add_argument("--sampler", choices=["euler", "dpmpp", "pingpong"], default=None,
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help="official sampler (default: the config's saga_sr.sampler, else euler)")
-    p.add_argument("--schedule", choices=["linear_quadratic", "linear"], default=None,
+    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
                    help="t-schedule (default: the config's, else linear_quadratic)")
     p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
                                                   "from captions.jsonl under the folder, else the text null)")

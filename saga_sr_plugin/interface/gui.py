@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..configs import ConfigError
-from ..data.audio_io import read_audio, write_audio
+from ..data.audio_io import prepare_input, read_audio, write_audio
 from ..data.simulation import SAMPLE_RATE, BadAudioError
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
@@ -169,10 +169,10 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
     """(simulated input, output, reference, spectrogram PNG, LSD Markdown) for one full-band recording."""
     audio, rate = _read_input(page, path, "reference")
     name = Path(path).name
-    if rate != SAMPLE_RATE:
-        import torchaudio.functional as AF
-
-        audio = AF.resample(audio, rate, SAMPLE_RATE)
+    try:
+        audio = prepare_input(audio, rate, name)  # the checks and the 44.1 kHz every path into the model uses
+    except BadAudioError as err:
+        raise _error(str(err)) from None
     cutoff_hz = float(cutoff_hz)
     if not 1000 <= cutoff_hz <= 16000:
         raise _error(f"cutoff {cutoff_hz:.0f} Hz: choose one from 1 to 16 kHz")

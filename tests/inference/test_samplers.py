@@ -64,3 +64,10 @@ def test_the_upsampler_runs_the_chosen_sampler_in_its_steps(demo_model_files):
     result = upsampler.upsample(audio, 16000, caption="", settings=settings)
     windows = upsampler.window_count(22050, settings)
     assert result.audio.shape == (2, 22050) and calls == [1] * (4 * windows)
+
+
+def test_the_command_lines_sampler_names_are_the_samplers():
+    from saga_sr_plugin.inference.sampling import SAMPLERS, SCHEDULES
+    from saga_sr_plugin.interface import cli
+
+    assert cli.SAMPLER_NAMES == tuple(SAMPLERS) and cli.SCHEDULE_NAMES == SCHEDULES
