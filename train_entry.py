@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="folder of high-res clips for SR demos and validation LSD (demo default: the demo's val split)")
     p.add_argument("--demo-every", type=integer(0), default=250, help="SR demo / validation LSD interval in steps (0: off)")
     p.add_argument("--demo-count", type=integer(1), default=3, help="clips used for the SR demos")
-    p.add_argument("--demo-steps", type=integer(2), default=None, help="Euler steps for the demos (config default)")
+    p.add_argument("--demo-steps", type=integer(1), default=None, help="sampler steps for the demos (config default)")
     p.add_argument("--export", default=None, help="exported EMA weights; default SAVE_DIR/NAME/model.safetensors")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--export-on-interrupt", action="store_true",
@@ -116,10 +116,13 @@ def main(argv: list[str] | None = None) -> TrainingRun:
                                                args.batch_size, args.num_workers, shuffle=False)
         model = assembly.build_model(model_config, args.model_config, args.pretrained_ckpt_path,
                                      args.pretransform_ckpt_path, args.remove_pretransform_weight_norm)
-        wrapper = assembly.build_training_wrapper(model_config, model)
+        wrapper = assembly.build_training_wrapper(model_config, model, args.model_config, args.pretrained_ckpt_path)
         if args.ckpt_path:
             assembly.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
         strategy = assembly.make_strategy(args.strategy, args.devices)
+        if args.gradient_clip_val and "arc" in model_config.get("training", {}):
+            raise ConfigError(f"{args.model_config}: ARC post-training steps its optimisers by hand and Lightning "
+                              "cannot clip for it: drop --gradient-clip-val and set training.clip_grad_norm instead")
     except (ConfigError, CheckpointError, FileNotFoundError, OSError) as err:
         fail(str(err))
 

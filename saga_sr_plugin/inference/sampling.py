@@ -17,7 +17,8 @@ from stable_audio_tools.inference.sampling import sample_discrete_euler, sample_
 # so its outputs depend on the batch a window shares (the other two are deterministic per window).
 SAMPLERS: dict[str, tp.Callable[..., torch.Tensor]] = {
     "euler": sample_discrete_euler, "dpmpp": sample_flow_dpmpp, "pingpong": sample_flow_pingpong}
-SCHEDULES = ("linear_quadratic", "linear")
+SCHEDULES = ("linear_quadratic", "linear", "logsnr")
+MIN_STEPS = {"linear_quadratic": 2, "linear": 1, "logsnr": 1}  # the linear-quadratic needs a linear and a quadratic part
 
 
 def linear_quadratic_schedule(steps: int, threshold: float = 0.025, linear_steps: int | None = None,
@@ -119,12 +120,27 @@ def make_conditional_model(dit: tp.Callable[..., torch.Tensor], inputs: dict[str
     return conditional
 
 
+def logsnr_schedule(steps: int, logsnr_min: float = -6.0, logsnr_max: float = 2.0,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """The official ``generate_diffusion_cond``'s times (and the ARC ODE warm-up's): log-SNR
+    linear from -6 to 2, t = sigmoid(-log-SNR), the ends pinned to 1 and 0. Few steps land
+    where the data is coarse (t near 1) and fine detail (t near 0.12) alike."""
+    if steps < 1:
+        raise ValueError(f"the log-SNR schedule needs at least 1 step, got {steps}")
+    t = torch.sigmoid(-torch.linspace(logsnr_min, logsnr_max, steps + 1, dtype=torch.float64))
+    t[0], t[-1] = 1.0, 0.0
+    return t.float().to(device)
+
+
 def schedule(name: str, steps: int, threshold: float = 0.025, device: torch.device | str | None = None) -> torch.Tensor:
-    """``steps + 1`` times from 1 to 0: the paper's ``linear_quadratic`` or the official samplers' ``linear``."""
+    """``steps + 1`` times from 1 to 0: the paper's ``linear_quadratic``, the official samplers' own
+    ``linear`` default, or the official generation's ``logsnr``."""
     if name == "linear_quadratic":
         return linear_quadratic_schedule(steps, threshold, device=device)
     if name == "linear":
         return torch.linspace(1.0, 0.0, steps + 1, device=device)
+    if name == "logsnr":
+        return logsnr_schedule(steps, device=device)
     raise ValueError(f"unknown schedule {name!r}; known: {list(SCHEDULES)}")
 
 

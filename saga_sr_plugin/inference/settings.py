@@ -7,7 +7,7 @@ import typing as tp
 
 from ..configs import ConfigError, suggest
 from .postprocess import RATIO_RULES
-from .sampling import SAMPLERS, SCHEDULES
+from .sampling import MIN_STEPS, SAMPLERS, SCHEDULES
 
 LFR_BOUNDARIES = ("rolloff", "content")
 
@@ -18,7 +18,8 @@ class UpsampleSettings:
 
     steps: int = 100
     sampler: str = "euler"           # official sampler: euler (the paper), dpmpp, pingpong (post-trained models)
-    schedule: str = "linear_quadratic"   # the paper's (Movie Gen); "linear": the official samplers' own
+    schedule: str = "linear_quadratic"   # the paper's (Movie Gen); "linear": the official samplers' own;
+                                         # "logsnr": the official generation's (and ARC's)
     guidance_acoustic: float = 1.4   # s_a, on the low-res latent
     guidance_text: float = 1.2       # s_t, on the caption
     target_rolloff: float = 0.9      # normalised f_h in [0, 1]: 0.9 ~ 19.8 kHz of content, 1.0 = full band
@@ -40,8 +41,6 @@ class UpsampleSettings:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self.steps < 2:
-            raise ValueError(f"steps must be at least 2, got {self.steps}")
         if not 0.0 <= self.target_rolloff <= 1.0:
             raise ValueError(f"target roll-off is normalised to [0, 1] (bin / 1025; 1.0 = 22.05 kHz), "
                              f"got {self.target_rolloff}")
@@ -55,6 +54,10 @@ class UpsampleSettings:
             raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if not isinstance(self.steps, int) or self.steps < MIN_STEPS[self.schedule]:
+            raise ValueError(f"steps must be an integer of at least {MIN_STEPS[self.schedule]} with the {self.schedule} "
+                             f"schedule, got {self.steps!r}" + (" (1-step sampling: schedule linear or logsnr)"
+                                                                if self.schedule == "linear_quadratic" else ""))
         if self.lfr_ratio_rule not in RATIO_RULES:
             raise ValueError(f"lfr_ratio_rule must be one of {list(RATIO_RULES)}, got {self.lfr_ratio_rule!r}")
 

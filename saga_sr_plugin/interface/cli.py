@@ -30,7 +30,7 @@ def _export(args: argparse.Namespace) -> int:
 OUTPUT_TAG = "_saga_sr"
 # inference.sampling's SAMPLERS and SCHEDULES by name, here so --help imports no torch (a test keeps them equal)
 SAMPLER_NAMES = ("euler", "dpmpp", "pingpong")
-SCHEDULE_NAMES = ("linear_quadratic", "linear")
+SCHEDULE_NAMES = ("linear_quadratic", "linear", "logsnr")
 
 
 def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> list[tuple[Path, Path]]:
@@ -274,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="exported weights (.safetensors or .ckpt)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--steps", type=integer(2), default=None,
-                   help="Euler steps (default: the model config's saga_sr.steps, else 100)")
+    p.add_argument("--steps", type=integer(1), default=None,
+                   help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
+                        "linear or logsnr)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help="official sampler (default: the config's saga_sr.sampler, else euler, the paper's)")
     p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
@@ -352,8 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-config", default=None)
     p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
     p.add_argument("--cutoffs", type=finite(1000.0, 22050.0), nargs="+", default=[4000, 8000])
-    p.add_argument("--steps", type=integer(2), default=None,
-                   help="Euler steps (default: the model config's saga_sr.steps, else 100)")
+    p.add_argument("--steps", type=integer(1), default=None,
+                   help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
+                        "linear or logsnr)")
     p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
                    help="normalised target roll-off f_h in [0, 1] (default: the config's, else 0.9)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,

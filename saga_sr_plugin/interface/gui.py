@@ -205,7 +205,7 @@ def build_app(page: Page):
 
         def sampler_controls():
             with gr.Accordion("Sampler settings", open=False):
-                steps = gr.Slider(2, 200, value=d.steps, step=1, label="Euler steps")
+                steps = gr.Slider(1, 200, value=d.steps, step=1, label="sampler steps")
                 s_a = gr.Slider(0.0, 5.0, value=d.guidance_acoustic, step=0.05, label="s_a (low-res latent guidance)")
                 s_t = gr.Slider(0.0, 5.0, value=d.guidance_text, step=0.05, label="s_t (caption guidance)")
                 f_h = gr.Slider(0.0, 1.0, value=d.target_rolloff, step=0.01,

@@ -31,6 +31,7 @@ from ..inference.settings import check_saga_sr_block
 from ..models.checks import check_model_config
 from ..models.loading import load_pretransform_weights
 from ..models.weights import check_state_dict_fits, read_checkpoint, read_weights
+from . import arc
 from .export import embed_config
 
 
@@ -137,6 +138,12 @@ def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | Non
                 remove_pretransform_weight_norm: str = "") -> torch.nn.Module:
     check_model_config(model_config, source)
     check_saga_sr_block(model_config.get("saga_sr", {}), source)
+    if arc.is_arc(model_config):
+        arc.check_arc_config(model_config, source)
+        if not pretrained_ckpt_path:
+            raise ConfigError(f"{source}: training.arc post-trains a trained SAGA-SR model: pass its exported weights "
+                              "with --pretrained-ckpt-path (the student, the teacher and the discriminator's base all "
+                              "start from them)")
     model = create_model_from_config(model_config)
     if pretrained_ckpt_path:
         copy_state_dict(model, read_weights(pretrained_ckpt_path))
@@ -148,7 +155,15 @@ def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | Non
     return model
 
 
-def build_training_wrapper(model_config: dict, model: torch.nn.Module) -> pl.LightningModule:
+def build_training_wrapper(model_config: dict, model: torch.nn.Module, source: str = "model config",
+                           pretrained_ckpt_path: str | None = None) -> pl.LightningModule:
+    """The official factory's wrapper: ``DiffusionCondTrainingWrapper``, or ``ARCTrainingWrapper`` when the config
+    has ``training.arc`` (its teacher and discriminator from ``pretrained_ckpt_path``: ``training.arc``)."""
+    if arc.is_arc(model_config):
+        if not pretrained_ckpt_path:
+            raise ConfigError(f"{source}: training.arc needs --pretrained-ckpt-path (the model to post-train)")
+        return arc.build_arc_wrapper(model_config, model, source, read_weights(pretrained_ckpt_path),
+                                     pretrained_ckpt_path)
     return create_training_wrapper_from_config(model_config, model)
 
 
@@ -193,6 +208,12 @@ def gradient_accumulation(model_config: dict, source: str, batch_size: int, worl
     """
     effective = model_config.get("training", {}).get("effective_batch_size")
     per_step = batch_size * world_size
+    if arc.is_arc(model_config):  # manual optimisation: Lightning cannot accumulate for it
+        if effective or (explicit or 1) > 1:
+            raise ConfigError(f"{source}: ARC post-training (training.arc) steps its two optimisers by hand, which "
+                              "Lightning cannot accumulate gradients for: drop training.effective_batch_size and "
+                              "--accum-batches, and reach the batch with --batch-size x devices x nodes")
+        return 1
     if explicit is not None:
         if explicit < 1:
             raise ConfigError(f"--accum-batches must be at least 1, got {explicit}")

@@ -3,9 +3,13 @@
 Export is ``DiffusionCondTrainingWrapper.load_from_checkpoint(...).export_model(...)``,
 as the official ``unwrap_model.py`` does it: the exported file holds the EMA DiT, and
 a portable config goes beside it. Loading it back is ``models.loading.load_exported_model``.
+The official ``ARCTrainingWrapper`` has no ``export_model`` of its own; it holds the same
+``diffusion`` and ``diffusion_ema``, so the official ``DiffusionCondTrainingWrapper.export_model``
+is called on it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -20,6 +24,7 @@ from ..configs import resolve_local_paths
 from ..inference.settings import check_saga_sr_block
 from ..models.loading import read_model_config
 from ..models.weights import UNREADABLE, check_state_dict_fits, read_checkpoint, unreadable_error
+from .arc import build_arc_wrapper
 
 
 def build_training_wrapper_for_export(model_config: dict) -> tuple[nn.Module, dict]:
@@ -41,6 +46,10 @@ def export_checkpoint(model_config_path: str, ckpt_path: str, output: str, use_s
     check_saga_sr_block(model_config.get("saga_sr", {}), model_config_path)
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
+    if "arc" in model_config["training"]:
+        export_model(load_arc_checkpoint(model_config, model_config_path, ckpt_path), output, model_config,
+                     use_safetensors)
+        return Path(output)
     model, kwargs = build_training_wrapper_for_export(model_config)
     try:
         # Lightning reads the file with torch's default, weights_only=True (torch >= 2.6).
@@ -58,6 +67,15 @@ def export_checkpoint(model_config_path: str, ckpt_path: str, output: str, use_s
     return Path(output)
 
 
+def load_arc_checkpoint(model_config: dict, model_config_path: str, ckpt_path: str) -> nn.Module:
+    """A Lightning checkpoint of ARC post-training in the official ``ARCTrainingWrapper``, strictly."""
+    wrapper = build_arc_wrapper(model_config, create_model_from_config(model_config), model_config_path, weights=None)
+    state = read_checkpoint(ckpt_path).get("state_dict", {})
+    check_state_dict_fits(wrapper, state, ckpt_path, model_config_path)
+    wrapper.load_state_dict(state)
+    return wrapper
+
+
 def export_model(wrapper: nn.Module, output: str | os.PathLike, model_config: dict,
                  use_safetensors: bool | None = None, config_base: str | os.PathLike = ".") -> Path:
     """The official ``export_model`` (EMA weights), written atomically, with a portable config beside it.
@@ -69,8 +87,11 @@ def export_model(wrapper: nn.Module, output: str | os.PathLike, model_config: di
     output = Path(output)
     if use_safetensors is None:
         use_safetensors = output.suffix == ".safetensors"
+    exporter = getattr(wrapper, "export_model", None)
+    if exporter is None:  # ARCTrainingWrapper: the official DiffusionCondTrainingWrapper's export on its attributes
+        exporter = functools.partial(DiffusionCondTrainingWrapper.export_model, wrapper)
     with atomic_path(output) as tmp:
-        wrapper.export_model(str(tmp), use_safetensors=use_safetensors)
+        exporter(str(tmp), use_safetensors=use_safetensors)
     write_text(output.with_suffix(".json"), json.dumps(resolve_local_paths(model_config, config_base), indent=2))
     return output
 

@@ -29,7 +29,7 @@ def upsample(*args: str) -> int:
     ("--guidance-acoustic", "nan", "argument --guidance-acoustic: must be a finite number, got nan"),
     ("--guidance-text", "inf", "argument --guidance-text: must be a finite number, got inf"),
     ("--target-rolloff", "1.5", "argument --target-rolloff: must be in [0, 1], got 1.5"),
-    ("--steps", "1", "argument --steps: must be at least 2, got 1"),
+    ("--steps", "0", "argument --steps: must be at least 1, got 0"),
 ])
 def test_non_finite_or_out_of_range_options_are_refused_when_read(flag, value, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:

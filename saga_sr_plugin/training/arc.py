@@ -1,0 +1,172 @@
+"""ARC post-training of a trained SAGA-SR model on the official ``ARCTrainingWrapper``.
+
+stable-audio-tools' factory builds ``ARCTrainingWrapper`` (adversarial relativistic-contrastive
+post-training: a discriminator head on a DiT hidden layer, optional ODE warm-up on teacher
+trajectories, optional contrastive term that rolls the ``prompt`` condition, EMA) whenever
+``training.arc`` is in the model config. The loss, the two optimisers and the EMA are the
+official ones. The plugin adds what the release cannot know about SAGA-SR:
+
+- **weights.** ARC starts the student, the discriminator's base and the teacher from the same
+  trained model. The official factory reads teacher and discriminator files with
+  ``strict=False`` from a torch ``{"state_dict"}`` file only, so weights from another config
+  would load nothing without a word; here all three come from ``--pretrained-ckpt-path``
+  (the exported ``.safetensors`` of a SAGA-SR run) and must fit strictly.
+- **the teacher's guidance.** The ODE warm-up calls its teacher with one ``cfg_scale``;
+  SAGA-SR's teacher is eq. 4, two scales (``guidance_acoustic`` on z_l, ``guidance_text`` on
+  the caption) with the low-res conditioner's own null: :class:`Eq4Teacher`.
+- **the student's sampling.** A post-trained model runs without guidance (one DiT pass a
+  step); the config's ``saga_sr`` block must say so, so the exported config alone makes
+  ``saga-sr upsample`` run the student as trained.
+"""
+from __future__ import annotations
+
+import copy
+import typing as tp
+
+import torch
+from torch import nn
+from stable_audio_tools.models.diffusion import ConditionedDiffusionModelWrapper
+from stable_audio_tools.models.factory import create_model_from_config
+from stable_audio_tools.training.factory import create_training_wrapper_from_config
+
+from ..configs import ConfigError, suggest
+from ..inference.sampling import make_guided_model, passes_per_step
+from ..inference.settings import UpsampleSettings
+from ..models.weights import check_state_dict_fits
+
+# What the official ARCTrainingWrapper and factory read from training.arc (stable-audio-tools 0.0.19).
+ARC_KEYS = ("discriminator", "noise_dist", "ode_warmup", "sampling", "use_model_as_discriminator",
+            "use_model_as_teacher")
+# Read by the official factory, refused here: the teacher and discriminator are the pretrained model.
+FACTORY_WEIGHT_KEYS = ("teacher_model", "teacher_model_ckpt", "discriminator_base_model", "discriminator_base_ckpt")
+DISCRIMINATOR_KEYS = ("type", "config", "dit_hidden_layer", "contrastive", "include_grad_penalties", "weights")
+ODE_WARMUP_KEYS = ("warmup_steps", "refresh_rate", "sampling_steps", "guidance_acoustic", "guidance_text")
+NOISE_DISTS = ("uniform", "logit_normal", "trunc_logit_normal", "one_shot", "denoised", "logsnr_uniform")
+
+
+def is_arc(model_config: dict) -> bool:
+    return "arc" in model_config.get("training", {})
+
+
+def check_arc_config(model_config: dict, source: str) -> dict:
+    """The ``training.arc`` block and the student's ``saga_sr`` block, checked before anything is built."""
+    arc = model_config["training"]["arc"]
+    if not isinstance(arc, dict):
+        raise ConfigError(f"{source}: training.arc must be an object, got {type(arc).__name__}")
+    for key in arc:
+        if key in FACTORY_WEIGHT_KEYS:
+            raise ConfigError(f"{source}: training.arc.{key}: the teacher and the discriminator start from the model "
+                              "given by --pretrained-ckpt-path (loaded strictly); remove the key")
+        if key not in ARC_KEYS:
+            raise ConfigError(f"{source}: training.arc has no option {key!r}{suggest(key, list(ARC_KEYS))}; "
+                              f"known: {', '.join(ARC_KEYS)}")
+    disc = arc.get("discriminator")
+    if not isinstance(disc, dict) or "dit_hidden_layer" not in disc:
+        raise ConfigError(f"{source}: training.arc.discriminator.dit_hidden_layer is required (the DiT layer whose "
+                          "hidden states the discriminator head reads)")
+    for key in disc:
+        if key not in DISCRIMINATOR_KEYS:
+            raise ConfigError(f"{source}: training.arc.discriminator has no option {key!r}"
+                              f"{suggest(key, list(DISCRIMINATOR_KEYS))}; known: {', '.join(DISCRIMINATOR_KEYS)}")
+    depth = model_config["model"]["diffusion"]["config"].get("depth")
+    layer = disc["dit_hidden_layer"]
+    if not isinstance(layer, int) or isinstance(layer, bool) or not 1 <= layer <= (depth or layer):
+        raise ConfigError(f"{source}: training.arc.discriminator.dit_hidden_layer must be an integer in [1, {depth}] "
+                          f"(the DiT's depth), got {layer!r}")
+    if disc.get("type", "convnext") not in ("convnext", "conv"):
+        raise ConfigError(f"{source}: training.arc.discriminator.type must be 'convnext' or 'conv', got {disc['type']!r}")
+    for role, dist in arc.get("noise_dist", {}).items():
+        if role not in ("generator", "discriminator") or dist not in NOISE_DISTS:
+            raise ConfigError(f"{source}: training.arc.noise_dist.{role} = {dist!r}: roles are generator and "
+                              f"discriminator, distributions {', '.join(NOISE_DISTS)}")
+    warmup = arc.get("ode_warmup")
+    if warmup is not None:
+        for key in warmup:
+            if key == "cfg":
+                raise ConfigError(f"{source}: training.arc.ode_warmup.cfg is the official single guidance scale; "
+                                  "SAGA-SR's teacher uses eq. 4: give guidance_acoustic and guidance_text instead")
+            if key not in ODE_WARMUP_KEYS:
+                raise ConfigError(f"{source}: training.arc.ode_warmup has no option {key!r}"
+                                  f"{suggest(key, list(ODE_WARMUP_KEYS))}; known: {', '.join(ODE_WARMUP_KEYS)}")
+    settings = UpsampleSettings.from_config(model_config)
+    if passes_per_step(settings.guidance_acoustic, settings.guidance_text) != 1:
+        raise ConfigError(f"{source}: a post-trained (ARC) model samples without guidance: set saga_sr.guidance_acoustic "
+                          f"and saga_sr.guidance_text to 1.0 (got {settings.guidance_acoustic} and "
+                          f"{settings.guidance_text}), so its exported config runs it as trained")
+    return arc
+
+
+class Eq4Teacher(nn.Module):
+    """The frozen teacher as the official ODE warm-up calls it, answering with eq. 4.
+
+    The warm-up calls ``teacher(x, t, cond=..., cfg_scale=..., batch_cfg=True)`` and reads
+    ``teacher.conditioner`` and ``teacher.dist_shift``; the single ``cfg_scale`` is replaced by
+    the two scales, evaluated as one forward of 3B items (``inference.sampling``). It stays in
+    eval mode when Lightning calls ``train()`` on the wrapper: in training mode the low-res
+    conditioner would drop z_l for a tenth of the batch.
+    """
+
+    def __init__(self, teacher: ConditionedDiffusionModelWrapper, lowres_id: str, scale_acoustic: float,
+                 scale_text: float):
+        super().__init__()
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.lowres_id = lowres_id
+        self.scale_acoustic = scale_acoustic
+        self.scale_text = scale_text
+
+    @property
+    def conditioner(self) -> nn.Module:
+        return self.teacher.conditioner
+
+    @property
+    def dist_shift(self) -> tp.Any:
+        return getattr(self.teacher, "dist_shift", None)
+
+    def train(self, mode: bool = True) -> "Eq4Teacher":
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict, **_: tp.Any) -> torch.Tensor:
+        inputs = self.teacher.get_conditioning_inputs(cond)
+        null = self.teacher.conditioner.conditioners[self.lowres_id].null_like(inputs["input_concat_cond"])
+        return make_guided_model(self.teacher.model, inputs, null, self.scale_acoustic, self.scale_text)(x, t)
+
+
+def lowres_id_of(model_config: dict) -> str:
+    ids = model_config["model"]["diffusion"].get("input_concat_ids", [])
+    if len(ids) != 1:
+        raise ConfigError(f"SAGA-SR's teacher needs one input-concat (low-res latent) condition, got {ids}")
+    return ids[0]
+
+
+def factory_config(model_config: dict) -> dict:
+    """The config the official factory is given: the discriminator's base built from the model
+    config (its weights are loaded strictly afterwards), no teacher (attached afterwards)."""
+    config = copy.deepcopy(model_config)
+    arc = config["training"]["arc"]
+    arc["use_model_as_discriminator"] = True
+    arc["use_model_as_teacher"] = False
+    return config
+
+
+def build_arc_wrapper(model_config: dict, model: nn.Module, source: str, weights: dict[str, torch.Tensor] | None,
+                      weights_source: str = "--pretrained-ckpt-path") -> nn.Module:
+    """The official ``ARCTrainingWrapper`` around ``model``, with the discriminator's base (and the
+    teacher, when the config has an ODE warm-up) holding ``weights``.
+
+    ``weights=None`` builds the structure only, for loading a whole ARC checkpoint into (export, resume).
+    """
+    arc = check_arc_config(model_config, source)
+    if weights is not None:
+        check_state_dict_fits(model, weights, weights_source, source)
+    wrapper = create_training_wrapper_from_config(factory_config(model_config), model)
+    if weights is not None:
+        wrapper.discriminator.load_state_dict(weights)
+    warmup = arc.get("ode_warmup")
+    if warmup is not None and warmup.get("warmup_steps", 0) > 0:
+        teacher = create_model_from_config(model_config)
+        if weights is not None:
+            teacher.load_state_dict(weights)
+        wrapper.teacher_model = Eq4Teacher(teacher, lowres_id_of(model_config),
+                                           warmup.get("guidance_acoustic", 1.4), warmup.get("guidance_text", 1.2))
+    return wrapper
