@@ -11,7 +11,10 @@
 3. data: low-res simulation + both roll-offs per 5.94 s stereo clip (per filter type);
 4. inference: real-time factor of the demo model at 100 steps; 10 s and 60 s inputs with
    windows one at a time vs 8 per batch; peak memory (max RSS of a fresh process) for both;
-5. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost).
+5. few-step: the paper's sampler (Euler, 100 steps, eq. 4) against an ARC student's
+   (``model_configs/saga_real_cpu_arc_config.json``'s saga_sr block: pingpong, log-SNR, 8
+   steps, no guidance) on the same weights: DiT passes per window counted, time per window;
+6. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost).
 Uses the CUDA device when there is one.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,6 +237,27 @@ def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1
     return (time.perf_counter() - start) / seconds, peak
 
 
+def time_sampling(config: dict, seconds: float, **settings: tp.Any) -> tuple[float, float]:
+    """(seconds per window, DiT passes per window counted by a hook) of one upsampling with these settings."""
+    from stable_audio_tools.models.factory import create_model_from_config
+    from saga_sr_plugin.inference.upsampler import Upsampler
+
+    torch.manual_seed(0)
+    up = Upsampler(create_model_from_config(config), config, device=device())
+    chosen = up.settings(**settings)
+    x = 0.3 * torch.randn(2, int(seconds * 16000))
+    items = []
+    handle = up.model.model.register_forward_pre_hook(lambda _m, args: items.append(args[0].shape[0]))
+    sync()
+    start = time.perf_counter()
+    up.upsample(x, 16000, caption="", settings=chosen)
+    sync()
+    elapsed = time.perf_counter() - start
+    handle.remove()
+    windows = up.window_count(int(seconds * 44100), chosen)
+    return elapsed / windows, sum(items) / windows
+
+
 def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
     from tiny_qwen2_audio import save_tiny_qwen2_audio
     from saga_sr_plugin.captioning.qwen2_audio import Captioner
@@ -288,6 +313,16 @@ def main() -> None:
             print(f"[memory] batch {batch_size}: peak RSS 10 s input {m10['peak_mb']:.0f} MB, 60 s input "
                   f"{m60['peak_mb']:.0f} MB (model loaded: {m10['before_mb']:.0f} MB); growth beyond the model: "
                   f"{(m10['peak_mb'] - m10['before_mb']):.0f} MB vs {(m60['peak_mb'] - m60['before_mb']):.0f} MB")
+
+        student = json.loads((ROOT / "model_configs" / "saga_real_cpu_arc_config.json").read_text())["saga_sr"]
+        student = {k: student[k] for k in ("sampler", "schedule", "steps", "guidance_acoustic", "guidance_text")}
+        t_teacher, nfe_teacher = time_sampling(config, 10.0, steps=100, sampler="euler", schedule="linear_quadratic",
+                                               guidance_acoustic=1.4, guidance_text=1.2)
+        t_student, nfe_student = time_sampling(config, 10.0, **student)
+        print(f"[few-step] demo model, 10 s input: teacher (euler, 100 steps, eq. 4) {nfe_teacher:.0f} DiT passes and "
+              f"{t_teacher:.3f} s per window; student ({student['sampler']}, {student['steps']} steps, no guidance) "
+              f"{nfe_student:.0f} passes and {t_student:.3f} s per window: NFE ratio teacher/student "
+              f"{nfe_teacher / nfe_student:.1f}x, time ratio {t_teacher / t_student:.1f}x")
 
         cps = time_captioning(tmp, 8 if args.quick else 16, 4)
         print(f"[caption] tiny random Qwen2-Audio, 6 s clips, batch 4, 16 new tokens: {cps:.2f} captions/s")

@@ -1,11 +1,16 @@
 """LSD against DiT passes per window (NFE) for each official sampler and schedule, training-free.
 
     .venv/bin/python experiments/sampler_curve.py runs/saga_sr demo_assets/audio/val --clips 4 -o runs/sampler_curve
+    .venv/bin/python experiments/sampler_curve.py runs/real_audio/seed0 data/real/val_eval --clips 2 \
+        --cutoffs 4000 8000 --steps 1 2 4 8 16 32 --guided euler:linear_quadratic dpmpp:logsnr \
+        --guided-steps 2 4 8 16 32 100 --student runs/real_audio_arc/seed0 -o runs/sampler_curve_real
 
 For a trained model (a run folder with model.json and model.safetensors) and a folder of
 full-band references: each reference simulated at each cutoff, upsampled with every sampler x
-schedule x step count, with eq. 4's guidance (3 passes a step) and without it (both scales 1:
-one pass), and scored (NU-Wave 2 LSD and LSD-LF). Writes ``curve.csv`` and ``curve.png`` (LSD
+schedule x step count without guidance (both scales 1: one pass a step), and for the
+``--guided`` sampler/schedule pairs (default: all) with eq. 4's guidance (3 passes a step) at
+``--guided-steps``; a ``--student`` run (ARC post-trained) adds its own sampler at ``--steps``.
+Scored with NU-Wave 2 LSD and LSD-LF. Writes ``curve.csv`` and ``curve.png`` (LSD
 against NFE, one line per sampler, schedule and guidance) and prints the table. The other
 ``saga_sr`` settings are the model config's.
 """
@@ -31,6 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16, 32, 100])
     p.add_argument("--samplers", nargs="+", default=["euler", "dpmpp", "pingpong"])
     p.add_argument("--schedules", nargs="+", default=["linear_quadratic", "linear"])
+    p.add_argument("--guided", nargs="*", default=None,
+                   help="SAMPLER:SCHEDULE pairs run with eq. 4's guidance (default: every pair)")
+    p.add_argument("--guided-steps", type=int, nargs="+", default=None, help="steps of the guided runs (default --steps)")
+    p.add_argument("--student", type=Path, default=None, help="run folder of an ARC post-trained student")
     p.add_argument("--no-envelope", action="store_true", help="score without the added band's envelope matching")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("runs/sampler_curve"))
     args = p.parse_args(argv)
@@ -38,27 +47,42 @@ def main(argv: list[str] | None = None) -> None:
     import saga_sr_plugin  # noqa: F401
     from saga_sr_plugin.data.sidecar import read_captions
     from saga_sr_plugin.evaluation.metrics import lsd
-    from saga_sr_plugin.inference.sampling import passes_per_step
+    from saga_sr_plugin.inference.sampling import MIN_STEPS, passes_per_step
     from saga_sr_plugin.inference.upsampler import Upsampler
     from saga_sr_plugin.training.callbacks import load_examples, run_sr_examples
 
-    upsampler = Upsampler.load(str(args.run / "model.json"), str(args.run / "model.safetensors"), device="cpu")
+    def load(run: Path):
+        return Upsampler.load(str(run / "model.json"), str(run / "model.safetensors"), device="cpu")
+
+    upsampler = load(args.run)
     references = load_examples(str(args.references), args.clips, read_captions(str(args.references)))
     base = upsampler.settings()
     if args.no_envelope:
         base = dataclasses.replace(base, envelope_margin_db=None)
     rows = []
-    guidance = [(base.guidance_acoustic, base.guidance_text), (1.0, 1.0)]
-    for sampler, sched, (s_a, s_t), steps in itertools.product(args.samplers, args.schedules, guidance, args.steps):
-        if steps < 2:
+    guided = ({tuple(g.split(":")) for g in args.guided} if args.guided is not None
+              else set(itertools.product(args.samplers, args.schedules)))
+    runs = [("teacher", upsampler, sampler, sched, (1.0, 1.0), steps)
+            for sampler, sched, steps in itertools.product(args.samplers, args.schedules, args.steps)]
+    runs += [("teacher", upsampler, sampler, sched, (base.guidance_acoustic, base.guidance_text), steps)
+             for sampler, sched in sorted(guided) for steps in (args.guided_steps or args.steps)]
+    if args.student:
+        student = load(args.student)
+        own = student.settings()
+        runs += [("student", student, own.sampler, own.schedule, (1.0, 1.0), steps) for steps in args.steps]
+    for model_name, model, sampler, sched, (s_a, s_t), steps in runs:
+        if steps < MIN_STEPS[sched]:
             continue
-        settings = dataclasses.replace(base, sampler=sampler, schedule=sched, steps=steps,
+        model_base = base if model is upsampler else model.settings()
+        if args.no_envelope:
+            model_base = dataclasses.replace(model_base, envelope_margin_db=None)
+        settings = dataclasses.replace(model_base, sampler=sampler, schedule=sched, steps=steps,
                                        guidance_acoustic=s_a, guidance_text=s_t)
         start = time.perf_counter()
-        examples = run_sr_examples(upsampler, references, args.cutoffs, settings=settings)
+        examples = run_sr_examples(model, references, args.cutoffs, settings=settings)
         seconds = time.perf_counter() - start
         scores = [lsd(e.output, e.reference, cutoff_hz=e.cutoff_hz) for e in examples]
-        row = {"sampler": sampler, "schedule": sched, "guidance": f"{s_a}/{s_t}", "steps": steps,
+        row = {"model": model_name, "sampler": sampler, "schedule": sched, "guidance": f"{s_a}/{s_t}", "steps": steps,
                "nfe": steps * passes_per_step(s_a, s_t), "lsd": sum(s["lsd"] for s in scores) / len(scores),
                "lsd_lf": sum(s["lsd_lf"] for s in scores) / len(scores),
                "lsd_input": sum(e.lsd_input for e in examples) / len(examples),
@@ -74,16 +98,20 @@ def main(argv: list[str] | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key in sorted({(r["sampler"], r["schedule"], r["guidance"]) for r in rows}):
-        line = sorted((r for r in rows if (r["sampler"], r["schedule"], r["guidance"]) == key), key=lambda r: r["nfe"])
-        ax.plot([r["nfe"] for r in line], [r["lsd"] for r in line], marker="o",
-                linestyle="-" if key[2] != "1.0/1.0" else "--", label=" / ".join(key))
-    ax.axhline(rows[0]["lsd_input"], color="grey", linewidth=0.8, label="unprocessed input")
-    ax.set_xscale("log")
-    ax.set_xlabel("DiT passes per window (NFE)")
-    ax.set_ylabel("LSD (NU-Wave 2)")
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for ax, metric, label in zip(axes, ("lsd", "lsd_lf"), ("LSD (NU-Wave 2)", "LSD-LF (below the cutoff)")):
+        for key in sorted({(r["model"], r["sampler"], r["schedule"], r["guidance"]) for r in rows}):
+            line = sorted((r for r in rows if (r["model"], r["sampler"], r["schedule"], r["guidance"]) == key),
+                          key=lambda r: r["nfe"])
+            style = "-" if key[0] == "student" else ("-." if key[3] != "1.0/1.0" else "--")
+            ax.plot([r["nfe"] for r in line], [r[metric] for r in line], marker="o", linestyle=style,
+                    linewidth=2.5 if key[0] == "student" else 1.0,
+                    label=f"{key[0]}: {key[1]} / {key[2]} / {'eq. 4' if key[3] != '1.0/1.0' else 'no guidance'}")
+        ax.set_xscale("log")
+        ax.set_xlabel("DiT passes per window (NFE)")
+        ax.set_ylabel(label)
+    axes[0].axhline(rows[0]["lsd_input"], color="grey", linewidth=0.8, label="unprocessed input")
+    axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(args.output_dir / "curve.png", dpi=110)
     print(f"wrote {args.output_dir / 'curve.csv'} and {args.output_dir / 'curve.png'}")

@@ -33,12 +33,33 @@ def test_each_sampler_takes_one_forward_per_step_of_3b_or_b_items(sampler, scale
 
 
 def test_schedules_run_from_noise_to_data():
-    for name in ("linear_quadratic", "linear"):
+    for name in ("linear_quadratic", "linear", "logsnr"):
         t = schedule(name, 8)
         assert len(t) == 9 and float(t[0]) == 1.0 and float(t[-1]) == 0.0 and bool((t[1:] < t[:-1]).all())
     assert torch.allclose(schedule("linear", 4), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))
     with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
         schedule("cosine", 8)
+
+
+def test_the_logsnr_schedule_is_the_official_generations():
+    # generate_diffusion_cond: log-SNR linear from -6 to 2, t = sigmoid(-log-SNR), ends pinned to 1 and 0
+    t = schedule("logsnr", 4)
+    inner = torch.sigmoid(-torch.tensor([-4.0, -2.0, 0.0]))
+    assert torch.allclose(t, torch.cat([torch.ones(1), inner, torch.zeros(1)]))
+    assert torch.equal(schedule("logsnr", 1), torch.tensor([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("sampler", ["euler", "pingpong"])
+def test_one_step_is_one_jump_from_noise_to_data(sampler):
+    inputs, null = conditioning()
+    dit = KnownDiT()
+    noise = torch.randn(2, 4, 6)
+    out = sample_guided(lambda *a, **k: dit(*a, **k) * 0.01, noise, inputs, null, 1, 1.0, 1.0,
+                        sampler=sampler, schedule_name="logsnr")
+    assert dit.batch_sizes == [2]
+    velocity = dit.f(noise, torch.ones(2), inputs["input_concat_cond"], inputs["cross_attn_cond"],
+                     inputs["global_cond"]) * 0.01
+    assert torch.allclose(out, noise - velocity, atol=1e-5)  # x_0 = x_1 - 1 * v(x_1, 1)
 
 
 def test_sampler_and_schedule_are_settings_checked_when_made():
@@ -47,6 +68,11 @@ def test_sampler_and_schedule_are_settings_checked_when_made():
         UpsampleSettings(sampler="heun")
     with pytest.raises(ValueError, match="schedule must be one of"):
         dataclasses.replace(UpsampleSettings(), schedule="cos")
+    with pytest.raises(ValueError, match="at least 2 with the linear_quadratic schedule.*linear or logsnr"):
+        UpsampleSettings(steps=1)
+    assert UpsampleSettings(steps=1, schedule="logsnr").steps == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        UpsampleSettings(steps=0, schedule="linear")
     settings = UpsampleSettings.from_config({"saga_sr": {"sampler": "dpmpp", "schedule": "linear", "steps": 8}})
     assert (settings.sampler, settings.schedule, settings.steps) == ("dpmpp", "linear", 8)
 

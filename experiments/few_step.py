@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Few-step SAGA-SR: an ARC post-trained student against its eq. 4 teacher, side by side in one run.
+
+    .venv/bin/python experiments/few_step.py --teacher runs/real_audio/seed0 --student runs/real_audio_arc/seed0 \\
+        --references data/real/test_eval --out runs/few_step
+
+Each run folder holds ``model.json`` + ``model.safetensors`` (train_entry's export). The
+teacher runs the paper's sampler (Euler, linear-quadratic schedule, eq. 4: 3 DiT passes a
+step) at ``--teacher-steps``; the student runs its exported config's sampler (pingpong,
+log-SNR schedule, no guidance: 1 pass a step) at ``--student-steps``; ``--training-free``
+adds the teacher with other samplers (``SAMPLER:SCHEDULE:STEPS:guided|unguided``). Every
+system sees the same simulated inputs (``saga-sr evaluate``'s protocol, 4 and 8 kHz) and
+is timed on this machine in this run; the DiT passes per window are counted by a hook on
+the DiT, not computed. Writes ``results.md`` (per category x cutoff: LSD and LSD-LF,
+NFE and seconds per window, ratios to the 100-step teacher), ``results.json``,
+``lsd_per_file.csv`` and spectrograms of one clip per category (reference, teacher,
+student) under ``spectrograms/``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import typing as tp
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import saga_sr_plugin  # noqa: E402,F401
+from saga_sr_plugin.data.sidecar import read_captions  # noqa: E402
+from saga_sr_plugin.evaluation.metrics import mean_std  # noqa: E402
+from saga_sr_plugin.evaluation.plots import save_spectrograms  # noqa: E402
+from saga_sr_plugin.evaluation.protocol import evaluate, load_reference, simulate_input, write_csv  # noqa: E402
+from saga_sr_plugin.inference.upsampler import Upsampler  # noqa: E402
+
+SR = 44100
+
+
+@dataclasses.dataclass
+class TimedSystem:
+    """An upsampler system that counts its windows, its DiT passes (a forward hook) and its wall time."""
+
+    upsampler: Upsampler
+    system: tp.Any
+    seconds: float = 0.0
+    windows: int = 0
+    dit_items: int = 0
+
+    def many(self, inputs: list) -> list:
+        def count(_module: torch.nn.Module, args: tuple, _kwargs: dict) -> None:
+            self.dit_items += args[0].shape[0]
+
+        handle = self.upsampler.model.model.register_forward_pre_hook(count, with_kwargs=True)
+        try:
+            start = time.perf_counter()
+            out = self.system.many(inputs)
+            self.seconds += time.perf_counter() - start
+        finally:
+            handle.remove()
+        self.windows += sum(self.upsampler.window_count(x.shape[-1], self.system.settings) for x, *_ in inputs)
+        return out
+
+    @property
+    def nfe(self) -> float:
+        return self.dit_items / max(self.windows, 1)
+
+    @property
+    def seconds_per_window(self) -> float:
+        return self.seconds / max(self.windows, 1)
+
+
+def load(run: Path, device: str) -> Upsampler:
+    return Upsampler.load(str(run / "model.json"), str(run / "model.safetensors"), device=device)
+
+
+def build_systems(teacher: Upsampler, student: Upsampler | None, captions: dict[str, str], args) -> dict[str, TimedSystem]:
+    systems: dict[str, TimedSystem] = {}
+    for steps in args.teacher_steps:
+        settings = teacher.settings(steps=steps, sampler="euler", schedule="linear_quadratic")
+        systems[f"teacher euler {steps}"] = TimedSystem(teacher, teacher.system(settings, "", captions))
+    for spec in args.training_free:
+        sampler, schedule, steps, guided = spec.split(":")
+        if guided not in ("guided", "unguided"):
+            raise SystemExit(f"--training-free {spec}: the last field is guided or unguided")
+        scales = {} if guided == "guided" else {"guidance_acoustic": 1.0, "guidance_text": 1.0}
+        settings = teacher.settings(steps=int(steps), sampler=sampler, schedule=schedule, **scales)
+        systems[f"teacher {sampler}/{schedule} {steps} {guided}"] = TimedSystem(teacher, teacher.system(settings, "", captions))
+    if student is not None:
+        for steps in args.student_steps:
+            settings = student.settings(steps=steps)
+            systems[f"student {settings.sampler} {steps}"] = TimedSystem(student, student.system(settings, "", captions))
+    return systems
+
+
+def table(rows: list[dict], systems: dict[str, TimedSystem], reference_system: str) -> str:
+    cells: dict[tuple[str, int, str], dict[str, float]] = {}
+    for r in rows:
+        for cat in (r["category"], "all"):
+            cells.setdefault((cat, r["cutoff_hz"], r["system"]), {}).setdefault("lsd", []).append(r["nuwave2/lsd"])
+            cells[(cat, r["cutoff_hz"], r["system"])].setdefault("lsd_lf", []).append(r["nuwave2/lsd_lf"])
+    names = ["unprocessed", *systems]
+    cats = sorted({k[0] for k in cells}, key=lambda c: (c == "all", c))
+    cutoffs = sorted({k[1] for k in cells})
+    lines = ["| category | cutoff | system | NFE / window | s / window | LSD | vs teacher | LSD-LF | vs input |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for cat in cats:
+        for c in cutoffs:
+            ref = mean_std(cells[(cat, c, reference_system)]["lsd"])[0]
+            lf_in = mean_std(cells[(cat, c, "unprocessed")]["lsd_lf"])[0]
+            for name in names:
+                got = cells.get((cat, c, name))
+                if not got:
+                    continue
+                lsd, lf = mean_std(got["lsd"])[0], mean_std(got["lsd_lf"])[0]
+                timed = systems.get(name)
+                nfe = f"{timed.nfe:.0f}" if timed else "-"
+                spw = f"{timed.seconds_per_window:.3f}" if timed else "-"
+                lines.append(f"| {cat} | {c // 1000} kHz | {name} | {nfe} | {spw} | {lsd:.3f} | "
+                             f"{100 * (lsd / ref - 1):+.1f} % | {lf:.3f} | {lf - lf_in:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def spectrograms(references: Path, systems: dict[str, TimedSystem], names: list[str], out: Path,
+                 cutoff: float, seed: int) -> list[str]:
+    """Reference, input and each named system's output for the first clip of every category."""
+    written = []
+    for category in sorted(p.name for p in references.iterdir() if p.is_dir()):
+        first = sorted((references / category).glob("*.wav"))[:1]
+        if not first:
+            continue
+        rel = first[0].relative_to(references)
+        ref = load_reference(first[0])
+        lowres = simulate_input(ref, cutoff, seed, str(rel))
+        panels = [("reference", ref, SR), (f"input ({cutoff / 1000:.0f} kHz)", lowres, SR)]
+        for name in names:
+            timed = systems[name]
+            panels.append((f"{name} ({timed.nfe:.0f} NFE)", timed.system.many([(lowres, SR, cutoff, str(rel))])[0], SR))
+        path = out / f"{category}_{int(cutoff)}.png"
+        save_spectrograms(path, panels, title=f"{rel}: teacher vs student")
+        written.append(str(path))
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", type=Path, required=True, help="run folder of the model trained the paper's way")
+    p.add_argument("--student", type=Path, default=None, help="run folder of its ARC post-trained student")
+    p.add_argument("--references", type=Path, required=True, help="44.1 kHz clips, one subfolder per category")
+    p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
+    p.add_argument("--teacher-steps", type=int, nargs="+", default=[100, 30])
+    p.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--training-free", nargs="*", default=[],
+                   help="more teacher systems, SAMPLER:SCHEDULE:STEPS:guided|unguided (e.g. dpmpp:logsnr:8:unguided)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/few_step"))
+    args = p.parse_args(argv)
+
+    teacher = load(args.teacher, args.device)
+    student = load(args.student, args.device) if args.student else None
+    captions = read_captions(str(args.references))
+    systems = build_systems(teacher, student, captions, args)
+    report = evaluate(args.references, systems, args.cutoffs, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(report.rows, args.out / "lsd_per_file.csv")
+    reference_system = f"teacher euler {max(args.teacher_steps)}"
+    text = table(report.rows, systems, reference_system)
+    timing = {name: {"nfe_per_window": s.nfe, "seconds_per_window": s.seconds_per_window, "windows": s.windows}
+              for name, s in systems.items()}
+    teacher_timing = timing[reference_system]
+    ratios = "\n".join(f"- {name}: NFE x{teacher_timing['nfe_per_window'] / t['nfe_per_window']:.1f} fewer, wall time "
+                       f"x{teacher_timing['seconds_per_window'] / t['seconds_per_window']:.1f} less per window"
+                       for name, t in timing.items() if name != reference_system)
+    shown = [reference_system] + [n for n in systems if n.startswith("student")][-1:]
+    pngs = spectrograms(args.references, systems, shown, args.out / "spectrograms", min(args.cutoffs), args.seed)
+    md = (f"# Few-step upsampling: student against teacher\n\nReferences {args.references} ({report.scored} of "
+          f"{report.total} files scored), device {args.device}, one run: every system timed side by side.\n\n"
+          f"{text}\nAgainst `{reference_system}`:\n\n{ratios}\n\nSpectrograms: {', '.join(pngs)}\n")
+    (args.out / "results.md").write_text(md)
+    (args.out / "results.json").write_text(json.dumps({"timing": timing, "rows": report.rows, "failed": report.failed},
+                                                      indent=1))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
