@@ -9,7 +9,9 @@ Audio Open VAE architecture and a T5-base-sized encoder, all with random weights
 built locally (nothing is downloaded). For each precision it runs a few training steps
 of the official ``DiffusionCondTrainingWrapper`` inside a Lightning fit and prints the
 median step time and peak GPU memory; then it upsamples one input at 100 steps with
-eq.-4 guidance and prints the real-time factor and peak memory. A failure is printed
+eq.-4 guidance and prints the real-time factor and peak memory, and the same with the few-step
+student's sampling (``model_configs/saga_arc_config.json``'s saga_sr block: pingpong, log-SNR,
+8 steps, no guidance; same random weights: the speed, not the quality). A failure is printed
 (type, message, the innermost frames) and the run goes on; the exit code is 1 if
 anything failed.
 """
@@ -118,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
                         return f"{args.upsample_steps} steps: RTF {rtf:.3f}, peak {gib(peak)}"
 
                     attempt(f"upsample {dtype} {seconds:g} s, {batch} window(s) per batch", upsample)
+
+                    def upsample_student(dtype: str = dtype, seconds: float = seconds, batch: int = batch) -> str:
+                        block = json.loads((ROOT / "model_configs" / "saga_arc_config.json").read_text())["saga_sr"]
+                        chosen = {k: block[k] for k in ("sampler", "schedule", "guidance_acoustic", "guidance_text")}
+                        steps = 2 if args.smoke else block["steps"]
+                        rtf, peak = time_inference(config, seconds, steps, batch, getattr(torch, dtype), **chosen)
+                        return f"student {chosen['sampler']} {steps} steps, no guidance: RTF {rtf:.3f}, peak {gib(peak)}"
+
+                    attempt(f"upsample {dtype} {seconds:g} s, {batch} window(s) per batch", upsample_student)
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

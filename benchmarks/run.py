@@ -219,7 +219,7 @@ def peak_memory(config_path: str, seconds: float, steps: int, batch_size: int = 
 
 
 def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1,
-                   dtype: torch.dtype = torch.float32) -> tuple[float, int]:
+                   dtype: torch.dtype = torch.float32, **settings: tp.Any) -> tuple[float, int]:
     """(real-time factor, peak GPU bytes or 0) of one upsampling with windows ``batch_size`` at a time."""
     from stable_audio_tools.models.factory import create_model_from_config
     from saga_sr_plugin.inference.upsampler import Upsampler
@@ -231,7 +231,7 @@ def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1
         torch.cuda.reset_peak_memory_stats()
     sync()
     start = time.perf_counter()
-    up.upsample(x, 16000, caption="", settings=up.settings(steps=steps, batch_size=batch_size))
+    up.upsample(x, 16000, caption="", settings=up.settings(steps=steps, batch_size=batch_size, **settings))
     sync()
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
     return (time.perf_counter() - start) / seconds, peak

@@ -2,7 +2,7 @@
 """Few-step SAGA-SR: an ARC post-trained student against its eq. 4 teacher, side by side in one run.
 
     .venv/bin/python experiments/few_step.py --teacher runs/real_audio/seed0 --student runs/real_audio_arc/seed0 \\
-        --references data/real/test_eval --out runs/few_step
+        --student-labels ARC --references data/real/test_eval --out runs/few_step
 
 Each run folder holds ``model.json`` + ``model.safetensors`` (train_entry's export). The
 teacher runs the paper's sampler (Euler, linear-quadratic schedule, eq. 4: 3 DiT passes a
@@ -78,7 +78,8 @@ def load(run: Path, device: str) -> Upsampler:
     return Upsampler.load(str(run / "model.json"), str(run / "model.safetensors"), device=device)
 
 
-def build_systems(teacher: Upsampler, student: Upsampler | None, captions: dict[str, str], args) -> dict[str, TimedSystem]:
+def build_systems(teacher: Upsampler, students: dict[str, Upsampler], captions: dict[str, str],
+                  args) -> dict[str, TimedSystem]:
     systems: dict[str, TimedSystem] = {}
     for steps in args.teacher_steps:
         settings = teacher.settings(steps=steps, sampler="euler", schedule="linear_quadratic")
@@ -90,10 +91,10 @@ def build_systems(teacher: Upsampler, student: Upsampler | None, captions: dict[
         scales = {} if guided == "guided" else {"guidance_acoustic": 1.0, "guidance_text": 1.0}
         settings = teacher.settings(steps=int(steps), sampler=sampler, schedule=schedule, **scales)
         systems[f"teacher {sampler}/{schedule} {steps} {guided}"] = TimedSystem(teacher, teacher.system(settings, "", captions))
-    if student is not None:
+    for label, student in students.items():
         for steps in args.student_steps:
             settings = student.settings(steps=steps)
-            systems[f"student {settings.sampler} {steps}"] = TimedSystem(student, student.system(settings, "", captions))
+            systems[f"{label} {settings.sampler} {steps}"] = TimedSystem(student, student.system(settings, "", captions))
     return systems
 
 
@@ -149,7 +150,8 @@ def spectrograms(references: Path, systems: dict[str, TimedSystem], names: list[
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", type=Path, required=True, help="run folder of the model trained the paper's way")
-    p.add_argument("--student", type=Path, default=None, help="run folder of its ARC post-trained student")
+    p.add_argument("--student", type=Path, nargs="*", default=[], help="run folders of ARC post-trained students")
+    p.add_argument("--student-labels", nargs="*", default=None, help="their names in the table (default: the folders')")
     p.add_argument("--references", type=Path, required=True, help="44.1 kHz clips, one subfolder per category")
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
     p.add_argument("--teacher-steps", type=int, nargs="+", default=[100, 30])
@@ -162,9 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     teacher = load(args.teacher, args.device)
-    student = load(args.student, args.device) if args.student else None
+    labels = args.student_labels or [f"student {run.name}" for run in args.student]
+    if len(labels) != len(args.student):
+        raise SystemExit(f"--student-labels: {len(labels)} labels for {len(args.student)} students")
+    students = {label: load(run, args.device) for label, run in zip(labels, args.student)}
     captions = read_captions(str(args.references))
-    systems = build_systems(teacher, student, captions, args)
+    systems = build_systems(teacher, students, captions, args)
     report = evaluate(args.references, systems, args.cutoffs, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(report.rows, args.out / "lsd_per_file.csv")
@@ -176,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     ratios = "\n".join(f"- {name}: NFE x{teacher_timing['nfe_per_window'] / t['nfe_per_window']:.1f} fewer, wall time "
                        f"x{teacher_timing['seconds_per_window'] / t['seconds_per_window']:.1f} less per window"
                        for name, t in timing.items() if name != reference_system)
-    shown = [reference_system] + [n for n in systems if n.startswith("student")][-1:]
+    shown = [reference_system] + [f"{label} {students[label].settings().sampler} {max(args.student_steps)}"
+                                  for label in students]
     pngs = spectrograms(args.references, systems, shown, args.out / "spectrograms", min(args.cutoffs), args.seed)
     md = (f"# Few-step upsampling: student against teacher\n\nReferences {args.references} ({report.scored} of "
           f"{report.total} files scored), device {args.device}, one run: every system timed side by side.\n\n"

@@ -173,3 +173,4 @@ def test_paper_scale_benchmark_runs_the_paper_config_in_bf16_mixed(capsys):
     assert code == 0, out
     assert "[train bf16-mixed]" in out and "ms/step" in out and "[upsample bfloat16" in out and "RTF" in out
     assert "SAGA-SR pre-encoded" in out and "x the bare DiT step" in out
+    assert "student pingpong 2 steps, no guidance: RTF" in out
