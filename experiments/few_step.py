@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     ratios = "\n".join(f"- {name}: NFE x{teacher_timing['nfe_per_window'] / t['nfe_per_window']:.1f} fewer, wall time "
                        f"x{teacher_timing['seconds_per_window'] / t['seconds_per_window']:.1f} less per window"
                        for name, t in timing.items() if name != reference_system)
-    shown = [reference_system] + [f"{label} {students[label].settings().sampler} {max(args.student_steps)}"
-                                  for label in students]
+    shown = [reference_system] + [n for n in systems if n.startswith("teacher ") and n.endswith("guided")]
+    shown += [f"{label} {students[label].settings().sampler} {max(args.student_steps)}" for label in students]
     pngs = spectrograms(args.references, systems, shown, args.out / "spectrograms", min(args.cutoffs), args.seed)
     md = (f"# Few-step upsampling: student against teacher\n\nReferences {args.references} ({report.scored} of "
           f"{report.total} files scored), device {args.device}, one run: every system timed side by side.\n\n"

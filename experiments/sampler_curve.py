@@ -35,11 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000])
     p.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16, 32, 100])
     p.add_argument("--samplers", nargs="+", default=["euler", "dpmpp", "pingpong"])
-    p.add_argument("--schedules", nargs="+", default=["linear_quadratic", "linear"])
+    p.add_argument("--schedules", nargs="+", default=["linear_quadratic", "linear", "logsnr"])
     p.add_argument("--guided", nargs="*", default=None,
                    help="SAMPLER:SCHEDULE pairs run with eq. 4's guidance (default: every pair)")
     p.add_argument("--guided-steps", type=int, nargs="+", default=None, help="steps of the guided runs (default --steps)")
     p.add_argument("--student", type=Path, default=None, help="run folder of an ARC post-trained student")
+    p.add_argument("--student-schedules", nargs="+", default=None, help="default: the student config's own")
+    p.add_argument("--append", action="store_true",
+                   help="keep the rows of an earlier curve.csv in the output folder (same references and clips)")
     p.add_argument("--no-envelope", action="store_true", help="score without the added band's envelope matching")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("runs/sampler_curve"))
     args = p.parse_args(argv)
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_envelope:
         base = dataclasses.replace(base, envelope_margin_db=None)
     rows = []
+    earlier = args.output_dir / "curve.csv"
+    if args.append and earlier.exists():
+        with open(earlier, newline="") as f:
+            rows = [{k: (v if k in ("model", "sampler", "schedule", "guidance") else
+                         int(v) if k in ("steps", "nfe") else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
     guided = ({tuple(g.split(":")) for g in args.guided} if args.guided is not None
               else set(itertools.product(args.samplers, args.schedules)))
     runs = [("teacher", upsampler, sampler, sched, (1.0, 1.0), steps)
@@ -69,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.student:
         student = load(args.student)
         own = student.settings()
-        runs += [("student", student, own.sampler, own.schedule, (1.0, 1.0), steps) for steps in args.steps]
+        runs += [("student", student, own.sampler, sched, (1.0, 1.0), steps)
+                 for sched in (args.student_schedules or [own.schedule]) for steps in args.steps]
     for model_name, model, sampler, sched, (s_a, s_t), steps in runs:
         if steps < MIN_STEPS[sched]:
             continue

@@ -75,6 +75,10 @@ def check_arc_config(model_config: dict, source: str) -> dict:
                           f"(the DiT's depth), got {layer!r}")
     if disc.get("type", "convnext") not in ("convnext", "conv"):
         raise ConfigError(f"{source}: training.arc.discriminator.type must be 'convnext' or 'conv', got {disc['type']!r}")
+    width = model_config["model"]["diffusion"]["config"].get("embed_dim", 768)
+    if disc.get("type", "convnext") == "conv" and width % 32:
+        raise ConfigError(f"{source}: the 'conv' discriminator head normalises in 32 groups: the DiT's embed_dim "
+                          f"({width}) must be a multiple of 32, or use type 'convnext'")
     for role, dist in arc.get("noise_dist", {}).items():
         if role not in ("generator", "discriminator") or dist not in NOISE_DISTS:
             raise ConfigError(f"{source}: training.arc.noise_dist.{role} = {dist!r}: roles are generator and "

@@ -188,3 +188,20 @@ def test_post_training_runs_exports_and_upsamples_in_the_configured_steps(teache
                      str(run.export_path.with_suffix(".json")), "--weights", str(run.export_path), "--no-caption",
                      "--steps", "1"]) == 0
     assert calls == [1]
+
+
+@pytest.mark.parametrize("name", ["saga_arc_config.json", "saga_real_cpu_arc_config.json",
+                                  "saga_real_cpu_arc_adversarial_only_config.json"])
+def test_the_shipped_arc_configs_pass_every_check(name):
+    from conftest import ROOT
+    from saga_sr_plugin.inference.settings import UpsampleSettings
+    from saga_sr_plugin.models.checks import check_model_config
+
+    config = json.loads((ROOT / "model_configs" / name).read_text())
+    check_model_config(config, name)
+    block = arc.check_arc_config(config, name)
+    settings = UpsampleSettings.from_config(config)
+    assert (settings.sampler, settings.steps, settings.guidance_acoustic, settings.guidance_text) == ("pingpong", 8, 1.0, 1.0)
+    assert "effective_batch_size" not in config["training"] and set(config["training"]["optimizer_configs"]) == {
+        "diffusion", "discriminator"}
+    assert ("ode_warmup" in block) == ("adversarial_only" not in name)
