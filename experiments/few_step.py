@@ -50,6 +50,7 @@ class TimedSystem:
     seconds: float = 0.0
     windows: int = 0
     dit_items: int = 0
+    outputs: dict = dataclasses.field(default_factory=dict)   # (relative path, cutoff) -> output, for band levels
 
     def many(self, inputs: list) -> list:
         def count(_module: torch.nn.Module, args: tuple, _kwargs: dict) -> None:
@@ -63,6 +64,9 @@ class TimedSystem:
         finally:
             handle.remove()
         self.windows += sum(self.upsampler.window_count(x.shape[-1], self.system.settings) for x, *_ in inputs)
+        for (_, _, cutoff, rel), audio in zip(inputs, out):
+            if torch.is_tensor(audio):
+                self.outputs[(rel, int(cutoff))] = audio
         return out
 
     @property
@@ -126,6 +130,29 @@ def table(rows: list[dict], systems: dict[str, TimedSystem], reference_system: s
     return "\n".join(lines) + "\n"
 
 
+def level_table(references: Path, systems: dict[str, TimedSystem]) -> str:
+    """Each system's added band against the reference's, dB per band (+: too loud), mean over the files of a
+    category and cutoff: what LSD folds into one number."""
+    from saga_sr_plugin.evaluation.levels import added_band_levels
+
+    cells: dict[tuple[str, int, str], dict[str, list[float]]] = {}
+    bands: list[str] = []
+    refs: dict[str, torch.Tensor] = {}
+    for name, timed in systems.items():
+        for (rel, cutoff), audio in timed.outputs.items():
+            ref = refs.setdefault(rel, load_reference(references / rel))
+            out = audio if audio.shape[0] == ref.shape[0] else audio.mean(0, keepdim=True).expand(ref.shape[0], -1)
+            for band, db in added_band_levels(out, ref, cutoff).items():
+                bands = bands if band in bands else [*bands, band]
+                cells.setdefault((Path(rel).parts[0], cutoff, name), {}).setdefault(band, []).append(db)
+    lines = ["| category | cutoff | system | " + " | ".join(bands) + " |", "|---|---|---|" + "---|" * len(bands)]
+    for cat, cutoff, name in sorted(cells, key=lambda k: (k[0], k[1], list(systems).index(k[2]))):
+        got = cells[(cat, cutoff, name)]
+        lines.append(f"| {cat} | {cutoff // 1000} kHz | {name} | "
+                     + " | ".join(f"{sum(got[b]) / len(got[b]):+.1f}" if b in got else "" for b in bands) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def spectrograms(references: Path, systems: dict[str, TimedSystem], names: list[str], out: Path,
                  cutoff: float, seed: int) -> list[str]:
     """Reference, input and each named system's output for the first clip of every category."""
@@ -145,6 +172,46 @@ def spectrograms(references: Path, systems: dict[str, TimedSystem], names: list[
         save_spectrograms(path, panels, title=f"{rel}: teacher vs student")
         written.append(str(path))
     return written
+
+
+def plot_learning_curves(runs: dict[str, Path], path: Path) -> str:
+    """Validation LSD (the SR-demo callback's, in each run's csv/metrics.csv) and the adversarial losses per step."""
+    import csv
+
+    if not runs:
+        return "none (no csv/metrics.csv in the student folders)"
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for label, run in runs.items():
+        with open(run / "csv" / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for key, style in (("val/lsd_4k", "-"), ("val/lsd_8k", "--")):
+            points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+            if points:
+                ax.plot(*zip(*points), style, marker="o", label=f"{label}, {key[-2:]} input")
+        for key, style in (("train/gen_loss", "-"), ("train/dis_loss", ":"), ("train/ode_mse_loss", "-.")):
+            points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+            # Lightning's CSV rows repeat a metric's last value once it is no longer logged (the warm-up's)
+            points = [pt for i, pt in enumerate(points) if i == 0 or pt[1] != points[i - 1][1]]
+            if points:
+                steps, values = zip(*points)
+                smooth = [sum(values[max(0, i - 20):i + 1]) / len(values[max(0, i - 20):i + 1]) for i in range(len(values))]
+                bx.plot(steps, smooth, style, label=f"{label}: {key.split('/')[1]}")
+    ax.set_xlabel("post-training step")
+    ax.set_ylabel("validation LSD (4 clips, 8 pingpong steps)")
+    ax.legend(fontsize=7)
+    bx.set_xlabel("post-training step")
+    bx.set_ylabel("loss (running mean of 21)")
+    bx.set_yscale("log")
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,12 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     ratios = "\n".join(f"- {name}: NFE x{teacher_timing['nfe_per_window'] / t['nfe_per_window']:.1f} fewer, wall time "
                        f"x{teacher_timing['seconds_per_window'] / t['seconds_per_window']:.1f} less per window"
                        for name, t in timing.items() if name != reference_system)
+    curves = plot_learning_curves({label: run for label, run in zip(labels, args.student)
+                                   if (run / "csv" / "metrics.csv").exists()}, args.out / "learning_curves.png")
     shown = [reference_system] + [n for n in systems if n.startswith("teacher ") and n.endswith("guided")]
     shown += [f"{label} {students[label].settings().sampler} {max(args.student_steps)}" for label in students]
     pngs = spectrograms(args.references, systems, shown, args.out / "spectrograms", min(args.cutoffs), args.seed)
     md = (f"# Few-step upsampling: student against teacher\n\nReferences {args.references} ({report.scored} of "
           f"{report.total} files scored), device {args.device}, one run: every system timed side by side.\n\n"
-          f"{text}\nAgainst `{reference_system}`:\n\n{ratios}\n\nSpectrograms: {', '.join(pngs)}\n")
+          f"{text}\nThe added band's level against the reference's, dB (+: too loud; mean over files):\n\n"
+          f"{level_table(args.references, systems)}\nAgainst `{reference_system}`:\n\n{ratios}\n\nSpectrograms: {', '.join(pngs)}\n"
+          f"Post-training curves: {curves}\n")
     (args.out / "results.md").write_text(md)
     (args.out / "results.json").write_text(json.dumps({"timing": timing, "rows": report.rows, "failed": report.failed},
                                                       indent=1))
