@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--guided-steps", type=int, nargs="+", default=None, help="steps of the guided runs (default --steps)")
     p.add_argument("--student", type=Path, default=None, help="run folder of an ARC post-trained student")
     p.add_argument("--student-schedules", nargs="+", default=None, help="default: the student config's own")
+    p.add_argument("--plot-only", action="store_true", help="redraw curve.png from the output folder's curve.csv")
     p.add_argument("--append", action="store_true",
                    help="keep the rows of an earlier curve.csv in the output folder (same references and clips)")
     p.add_argument("--no-envelope", action="store_true", help="score without the added band's envelope matching")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         base = dataclasses.replace(base, envelope_margin_db=None)
     rows = []
     earlier = args.output_dir / "curve.csv"
-    if args.append and earlier.exists():
+    if (args.append or args.plot_only) and earlier.exists():
         with open(earlier, newline="") as f:
             rows = [{k: (v if k in ("model", "sampler", "schedule", "guidance") else
                          int(v) if k in ("steps", "nfe") else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         own = student.settings()
         runs += [("student", student, own.sampler, sched, (1.0, 1.0), steps)
                  for sched in (args.student_schedules or [own.schedule]) for steps in args.steps]
-    for model_name, model, sampler, sched, (s_a, s_t), steps in runs:
+    for model_name, model, sampler, sched, (s_a, s_t), steps in ([] if args.plot_only else runs):
         if steps < MIN_STEPS[sched]:
             continue
         model_base = base if model is upsampler else model.settings()
@@ -106,14 +107,17 @@ def main(argv: list[str] | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for ax, metric, label in zip(axes, ("lsd", "lsd_lf"), ("LSD (NU-Wave 2)", "LSD-LF (below the cutoff)")):
-        for key in sorted({(r["model"], r["sampler"], r["schedule"], r["guidance"]) for r in rows}):
+        keys = sorted({(r["model"], r["sampler"], r["schedule"], r["guidance"]) for r in rows})
+        colours = plt.cm.tab20(np.linspace(0, 1, max(len(keys), 2)))
+        for colour, key in zip(colours, keys):
             line = sorted((r for r in rows if (r["model"], r["sampler"], r["schedule"], r["guidance"]) == key),
                           key=lambda r: r["nfe"])
             style = "-" if key[0] == "student" else ("-." if key[3] != "1.0/1.0" else "--")
-            ax.plot([r["nfe"] for r in line], [r[metric] for r in line], marker="o", linestyle=style,
+            ax.plot([r["nfe"] for r in line], [r[metric] for r in line], marker="o", linestyle=style, color=colour,
                     linewidth=2.5 if key[0] == "student" else 1.0,
                     label=f"{key[0]}: {key[1]} / {key[2]} / {'eq. 4' if key[3] != '1.0/1.0' else 'no guidance'}")
         ax.set_xscale("log")
