@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/run.py            # a few minutes on a 2-core CPU
     .venv/bin/python benchmarks/run.py --quick    # fewer repetitions
+    .venv/bin/python benchmarks/run.py --only few-step   # one section (train, guidance, data, inference, memory, few-step, caption)
 
 1. training step: SAGA-SR on the fly vs pre-encoded (the official ``pre_encoded`` switch)
    vs the same DiT through the bare official wrapper (no conditioning), all built by the
@@ -271,9 +272,13 @@ def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
     return files / (time.perf_counter() - start)
 
 
+SECTIONS = ("train", "guidance", "data", "inference", "memory", "few-step", "caption")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run these sections only")
     args = p.parse_args()
     reps = 5 if args.quick else 15
     torch.manual_seed(0)
@@ -284,48 +289,55 @@ def main() -> None:
         config_path = tmp / "demo.json"
         config_path.write_text(json.dumps(config))
 
-        steps = training_comparison(config, 4, reps)
-        print(f"\n[train] demo DiT, batch 4 x {config['sample_size']} samples:")
-        for line in describe_comparison(steps):
-            print(f"[train] {line}")
+        if "train" in args.only:
+            steps = training_comparison(config, 4, reps)
+            print(f"\n[train] demo DiT, batch 4 x {config['sample_size']} samples:")
+            for line in describe_comparison(steps):
+                print(f"[train] {line}")
 
-        batched, sequential = time_guidance(config, reps * 4)
-        print(f"[guidance] one {3}-item forward {batched * 1000:.2f} ms/step vs three forwards "
-              f"{sequential * 1000:.2f} ms/step: sequential/batched {sequential / batched:.2f}x")
+        if "guidance" in args.only:
+            batched, sequential = time_guidance(config, reps * 4)
+            print(f"[guidance] one {3}-item forward {batched * 1000:.2f} ms/step vs three forwards "
+                  f"{sequential * 1000:.2f} ms/step: sequential/batched {sequential / batched:.2f}x")
 
-        sim = time_simulation(3 if args.quick else 8)
-        print("[data] LR simulation + both roll-offs per 5.94 s stereo clip: "
-              + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sim.items())
-              + f"; mean {np.mean(list(sim.values())) * 1000:.0f} ms")
+        if "data" in args.only:
+            sim = time_simulation(3 if args.quick else 8)
+            print("[data] LR simulation + both roll-offs per 5.94 s stereo clip: "
+                  + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sim.items())
+                  + f"; mean {np.mean(list(sim.values())) * 1000:.0f} ms")
 
-        rtf = time_inference(config, 10.0, 100)[0]
-        print(f"[inference] demo model, 100 steps, 10 s stereo input: real-time factor {rtf:.2f} "
-              f"(processing seconds per audio second)")
-        steps = 10 if args.quick else 25
-        for seconds in (10.0, 60.0):
-            one = time_inference(config, seconds, steps, batch_size=1)[0]
-            batched = time_inference(config, seconds, steps, batch_size=8)[0]
-            print(f"[windows] {seconds:.0f} s input, {steps} steps: RTF one window at a time {one:.3f}, "
-                  f"8 windows per batch {batched:.3f} (per-window cost ratio batched/one {batched / one:.2f})")
-        for batch_size in (1, 8):
-            m10 = peak_memory(str(config_path), 10, 5, batch_size)
-            m60 = peak_memory(str(config_path), 60, 5, batch_size)
-            print(f"[memory] batch {batch_size}: peak RSS 10 s input {m10['peak_mb']:.0f} MB, 60 s input "
-                  f"{m60['peak_mb']:.0f} MB (model loaded: {m10['before_mb']:.0f} MB); growth beyond the model: "
-                  f"{(m10['peak_mb'] - m10['before_mb']):.0f} MB vs {(m60['peak_mb'] - m60['before_mb']):.0f} MB")
+        if "inference" in args.only:
+            rtf = time_inference(config, 10.0, 100)[0]
+            print(f"[inference] demo model, 100 steps, 10 s stereo input: real-time factor {rtf:.2f} "
+                  f"(processing seconds per audio second)")
+            steps = 10 if args.quick else 25
+            for seconds in (10.0, 60.0):
+                one = time_inference(config, seconds, steps, batch_size=1)[0]
+                batched = time_inference(config, seconds, steps, batch_size=8)[0]
+                print(f"[windows] {seconds:.0f} s input, {steps} steps: RTF one window at a time {one:.3f}, "
+                      f"8 windows per batch {batched:.3f} (per-window cost ratio batched/one {batched / one:.2f})")
+        if "memory" in args.only:
+            for batch_size in (1, 8):
+                m10 = peak_memory(str(config_path), 10, 5, batch_size)
+                m60 = peak_memory(str(config_path), 60, 5, batch_size)
+                print(f"[memory] batch {batch_size}: peak RSS 10 s input {m10['peak_mb']:.0f} MB, 60 s input "
+                      f"{m60['peak_mb']:.0f} MB (model loaded: {m10['before_mb']:.0f} MB); growth beyond the model: "
+                      f"{(m10['peak_mb'] - m10['before_mb']):.0f} MB vs {(m60['peak_mb'] - m60['before_mb']):.0f} MB")
 
-        student = json.loads((ROOT / "model_configs" / "saga_real_cpu_arc_config.json").read_text())["saga_sr"]
-        student = {k: student[k] for k in ("sampler", "schedule", "steps", "guidance_acoustic", "guidance_text")}
-        t_teacher, nfe_teacher = time_sampling(config, 10.0, steps=100, sampler="euler", schedule="linear_quadratic",
-                                               guidance_acoustic=1.4, guidance_text=1.2)
-        t_student, nfe_student = time_sampling(config, 10.0, **student)
-        print(f"[few-step] demo model, 10 s input: teacher (euler, 100 steps, eq. 4) {nfe_teacher:.0f} DiT passes and "
-              f"{t_teacher:.3f} s per window; student ({student['sampler']}, {student['steps']} steps, no guidance) "
-              f"{nfe_student:.0f} passes and {t_student:.3f} s per window: NFE ratio teacher/student "
-              f"{nfe_teacher / nfe_student:.1f}x, time ratio {t_teacher / t_student:.1f}x")
+        if "few-step" in args.only:
+            student = json.loads((ROOT / "model_configs" / "saga_real_cpu_arc_config.json").read_text())["saga_sr"]
+            student = {k: student[k] for k in ("sampler", "schedule", "steps", "guidance_acoustic", "guidance_text")}
+            t_teacher, nfe_teacher = time_sampling(config, 10.0, steps=100, sampler="euler", schedule="linear_quadratic",
+                                                   guidance_acoustic=1.4, guidance_text=1.2)
+            t_student, nfe_student = time_sampling(config, 10.0, **student)
+            print(f"[few-step] demo model, 10 s input: teacher (euler, 100 steps, eq. 4) {nfe_teacher:.0f} DiT passes and "
+                  f"{t_teacher:.3f} s per window; student ({student['sampler']}, {student['steps']} steps, no guidance) "
+                  f"{nfe_student:.0f} passes and {t_student:.3f} s per window: NFE ratio teacher/student "
+                  f"{nfe_teacher / nfe_student:.1f}x, time ratio {t_teacher / t_student:.1f}x")
 
-        cps = time_captioning(tmp, 8 if args.quick else 16, 4)
-        print(f"[caption] tiny random Qwen2-Audio, 6 s clips, batch 4, 16 new tokens: {cps:.2f} captions/s")
+        if "caption" in args.only:
+            cps = time_captioning(tmp, 8 if args.quick else 16, 4)
+            print(f"[caption] tiny random Qwen2-Audio, 6 s clips, batch 4, 16 new tokens: {cps:.2f} captions/s")
 
 
 if __name__ == "__main__":
