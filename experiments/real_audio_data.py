@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from saga_sr_plugin.data.simulation import bandwidth_hz  # noqa: E402  (the evaluation CSV reports the same)
+
 PACKAGES = ("wesnoth-1.16-music", "klettres-data", "ktuberling-data")
 SOURCES = {  # category, package, folder, depth of the speaker (language) folder below it (None: per file)
     "music": [("wesnoth", Path("/usr/share/games/wesnoth/1.16/data/core/music"), None)],
@@ -73,22 +75,6 @@ def split_of(category: str, group: str) -> str:
     # music: a stable hash of the track name, so adding tracks never moves the others
     u = int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "test" if u < MUSIC_SPLIT["test"] else "val" if u < MUSIC_SPLIT["test"] + MUSIC_SPLIT["val"] else "train"
-
-
-def bandwidth_hz(clip: torch.Tensor, floor_db: float = -70.0) -> float:
-    """Highest frequency whose smoothed power is within ``floor_db`` of the clip's peak band.
-
-    Frames without padding (no edge artefacts), and the median over frames, so a click or
-    a clip boundary does not count as bandwidth.
-    """
-    mono = clip.mean(0)
-    mono = torch.nn.functional.pad(mono, (0, max(0, 2048 - mono.shape[-1])))
-    spectrum = torch.stft(mono, 2048, 512, window=torch.hann_window(2048), center=False, return_complex=True)
-    power = spectrum.abs().pow(2).median(-1).values
-    smooth = torch.nn.functional.avg_pool1d(power[None, None], 9, 1, 4)[0, 0]
-    level = 10 * torch.log10(smooth + 1e-20)
-    above = torch.nonzero(level > level.max() + floor_db)
-    return float(above.max()) * SAMPLE_RATE / 2048 if len(above) else 0.0
 
 
 def clips_of(audio: torch.Tensor, length: int) -> list[tuple[int, torch.Tensor]]:

@@ -84,6 +84,24 @@ def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins
     return min(edge, rolloff + int(below.min())) if len(below) else edge
 
 
+def bandwidth_hz(clip: torch.Tensor, floor_db: float = -70.0, sample_rate: int = SAMPLE_RATE) -> float:
+    """A clip's own bandwidth: the highest frequency whose smoothed power is within ``floor_db`` of its
+    peak band (what the real-audio data command skips band-limited clips by, and what the evaluation
+    CSV reports per reference, so results can be read against how much the reference carried up there).
+
+    Frames without padding (no edge artefacts), and the median over frames, so a click or
+    a clip boundary does not count as bandwidth.
+    """
+    mono = clip.mean(0)
+    mono = torch.nn.functional.pad(mono, (0, max(0, 2048 - mono.shape[-1])))
+    spectrum = torch.stft(mono, 2048, 512, window=torch.hann_window(2048), center=False, return_complex=True)
+    power = spectrum.abs().pow(2).median(-1).values
+    smooth = torch.nn.functional.avg_pool1d(power[None, None], 9, 1, 4)[0, 0]
+    level = 10 * torch.log10(smooth + 1e-20)
+    above = torch.nonzero(level > level.max() + floor_db)
+    return float(above.max()) * sample_rate / 2048 if len(above) else 0.0
+
+
 def rolloff_bin(audio: torch.Tensor | np.ndarray, roll_percent: float = ROLLOFF_PERCENT) -> int:
     """Roll-off STFT bin of a whole clip.
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..data.audio_io import list_audio_files, read_audio, write_audio
-from ..data.simulation import FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass
+from ..data.simulation import FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass, bandwidth_hz
 from .metrics import CONVENTIONS, all_lsd, mean_std
 
 log = logging.getLogger("saga_sr.evaluate")
@@ -156,12 +156,14 @@ def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cu
             if errors:
                 fail(path, errors[0])
                 continue
+            width = round(bandwidth_hz(ref))
             for c in cutoffs:
                 for name, out in outputs[(path, c)].items():
                     if out.shape[0] != ref.shape[0]:
                         out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
                     rows.append({"file": str(path.relative_to(root)), "category": category_of(path, root),
-                                 "cutoff_hz": int(c), "system": name, **all_lsd(out, ref, SAMPLE_RATE, c)})
+                                 "cutoff_hz": int(c), "system": name, "reference_bandwidth_hz": width,
+                                 **all_lsd(out, ref, SAMPLE_RATE, c)})
         bar.update(len(files[first:first + chunk_files]))
         bar.set_postfix(skipped=len(failed))
     bar.close()
@@ -206,7 +208,8 @@ def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = ("nuwave2/lsd",
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "category", "cutoff_hz", "system", *METRIC_COLUMNS])
+        writer = csv.DictWriter(f, fieldnames=["file", "category", "cutoff_hz", "system", "reference_bandwidth_hz",
+                                                *METRIC_COLUMNS])
         writer.writeheader()
         writer.writerows(rows)
 

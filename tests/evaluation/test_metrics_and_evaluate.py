@@ -15,7 +15,7 @@ from stable_audio_tools.models.factory import create_model_from_config
 from saga_sr_plugin.interface import cli
 from saga_sr_plugin.evaluation.protocol import simulate_input, sinc_baseline
 from saga_sr_plugin.evaluation.metrics import CONVENTIONS, all_lsd, lsd, lsd_by_band
-from conftest import SR, demo_config, white_noise
+from conftest import SR, demo_config, lowpassed, white_noise
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -96,6 +96,8 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
         (refs / category).mkdir(parents=True)
         sf.write(refs / category / "a.wav", (0.3 * rng.standard_normal((11025, 2))).astype(np.float32), SR)
     (refs / "speech" / "broken.wav").write_bytes(b"nope")
+    narrow = lowpassed(torch.from_numpy((0.3 * rng.standard_normal((2, 11025))).astype(np.float32)), 6000)
+    sf.write(refs / "music" / "narrow.wav", narrow.T.numpy(), SR)  # a reference that carries nothing above 6 kHz
     config = demo_config(tiny_t5, sample_size=8192)
     torch.manual_seed(0)
     save_file(create_model_from_config(config).state_dict(), str(tmp_path / "m.safetensors"))
@@ -107,10 +109,13 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
     assert code == 1, "broken.wav could not be scored: the exit code says so"
     assert "broken.wav" in (out / "lsd.md").read_text()
     rows = list(csv.DictReader(open(out / "lsd_per_file.csv")))
-    assert len(rows) == 2 * 2 * 3  # files x cutoffs x (unprocessed, sinc, saga-sr)
+    assert len(rows) == 3 * 2 * 3  # files x cutoffs x (unprocessed, sinc, saga-sr)
     assert {r["system"] for r in rows} == {"unprocessed", "sinc", "saga-sr"}
     assert {r["category"] for r in rows} == {"music", "speech"}
-    unprocessed = [float(r["nuwave2/lsd_hf"]) for r in rows if r["system"] == "unprocessed"]
+    # each reference's own bandwidth, so results can be read against what it carried above the cutoff
+    width = {r["file"]: float(r["reference_bandwidth_hz"]) for r in rows}
+    assert width["music/a.wav"] > 20000 and width["speech/a.wav"] > 20000 and 5000 < width["music/narrow.wav"] < 7000
+    unprocessed = [float(r["nuwave2/lsd_hf"]) for r in rows if r["system"] == "unprocessed" and "narrow" not in r["file"]]
     assert min(unprocessed) > 2.0
     table = (out / "lsd.md").read_text()
     assert "convention: nuwave2" in table and "convention: ssr" in table
