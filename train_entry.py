@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         if args.ckpt_path:
             assembly.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
         strategy = assembly.make_strategy(args.strategy, args.devices)
-        if args.gradient_clip_val and "arc" in model_config.get("training", {}):
+        if args.gradient_clip_val and assembly.arc.is_arc(model_config):
             raise ConfigError(f"{args.model_config}: ARC post-training steps its optimisers by hand and Lightning "
                               "cannot clip for it: drop --gradient-clip-val and set training.clip_grad_norm instead")
     except (ConfigError, CheckpointError, FileNotFoundError, OSError) as err:

@@ -13,7 +13,7 @@
 4. inference: real-time factor of the demo model at 100 steps; 10 s and 60 s inputs with
    windows one at a time vs 8 per batch; peak memory (max RSS of a fresh process) for both;
 5. few-step: the paper's sampler (Euler, 100 steps, eq. 4) against an ARC student's
-   (``model_configs/saga_real_cpu_arc_config.json``'s saga_sr block: pingpong, log-SNR, 8
+   (``model_configs/saga_real_cpu_arc_config.json``'s saga_sr block: pingpong, linear, 8
    steps, no guidance) on the same weights: DiT passes per window counted, time per window;
 6. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost).
 Uses the CUDA device when there is one.
@@ -219,44 +219,42 @@ def peak_memory(config_path: str, seconds: float, steps: int, batch_size: int = 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1,
-                   dtype: torch.dtype = torch.float32, **settings: tp.Any) -> tuple[float, int]:
-    """(real-time factor, peak GPU bytes or 0) of one upsampling with windows ``batch_size`` at a time."""
+def timed_upsampling(config: dict, seconds: float, dtype: torch.dtype = torch.float32,
+                     **settings: tp.Any) -> dict[str, float]:
+    """One upsampling of ``seconds`` of random stereo at 16 kHz with the demo or paper model (random weights):
+    wall seconds, windows, DiT items (counted by a hook on the DiT) and peak GPU bytes (0 on the CPU)."""
     from stable_audio_tools.models.factory import create_model_from_config
     from saga_sr_plugin.inference.upsampler import Upsampler
 
     torch.manual_seed(0)
     up = Upsampler(create_model_from_config(config).to(dtype), config, device=device(), dtype=dtype)
-    x = 0.3 * torch.randn(2, int(seconds * 16000))
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    sync()
-    start = time.perf_counter()
-    up.upsample(x, 16000, caption="", settings=up.settings(steps=steps, batch_size=batch_size, **settings))
-    sync()
-    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
-    return (time.perf_counter() - start) / seconds, peak
-
-
-def time_sampling(config: dict, seconds: float, **settings: tp.Any) -> tuple[float, float]:
-    """(seconds per window, DiT passes per window counted by a hook) of one upsampling with these settings."""
-    from stable_audio_tools.models.factory import create_model_from_config
-    from saga_sr_plugin.inference.upsampler import Upsampler
-
-    torch.manual_seed(0)
-    up = Upsampler(create_model_from_config(config), config, device=device())
     chosen = up.settings(**settings)
     x = 0.3 * torch.randn(2, int(seconds * 16000))
-    items = []
+    items: list[int] = []
     handle = up.model.model.register_forward_pre_hook(lambda _m, args: items.append(args[0].shape[0]))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     sync()
     start = time.perf_counter()
     up.upsample(x, 16000, caption="", settings=chosen)
     sync()
     elapsed = time.perf_counter() - start
     handle.remove()
-    windows = up.window_count(int(seconds * 44100), chosen)
-    return elapsed / windows, sum(items) / windows
+    return {"seconds": elapsed, "windows": up.window_count(int(seconds * 44100), chosen), "dit_items": sum(items),
+            "peak": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0}
+
+
+def time_inference(config: dict, seconds: float, steps: int, batch_size: int = 1,
+                   dtype: torch.dtype = torch.float32, **settings: tp.Any) -> tuple[float, int]:
+    """(real-time factor, peak GPU bytes or 0) of one upsampling with windows ``batch_size`` at a time."""
+    run = timed_upsampling(config, seconds, dtype, steps=steps, batch_size=batch_size, **settings)
+    return run["seconds"] / seconds, run["peak"]
+
+
+def time_sampling(config: dict, seconds: float, **settings: tp.Any) -> tuple[float, float]:
+    """(seconds per window, DiT passes per window counted by a hook) of one upsampling with these settings."""
+    run = timed_upsampling(config, seconds, **settings)
+    return run["seconds"] / run["windows"], run["dit_items"] / run["windows"]
 
 
 def time_captioning(tmp: Path, files: int, batch_size: int) -> float:

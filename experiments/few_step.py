@@ -33,9 +33,9 @@ import torch  # noqa: E402
 
 import saga_sr_plugin  # noqa: E402,F401
 from saga_sr_plugin.data.sidecar import read_captions  # noqa: E402
-from saga_sr_plugin.evaluation.metrics import mean_std  # noqa: E402
 from saga_sr_plugin.evaluation.plots import save_spectrograms  # noqa: E402
-from saga_sr_plugin.evaluation.protocol import evaluate, load_reference, simulate_input, write_csv  # noqa: E402
+from saga_sr_plugin.evaluation.protocol import (  # noqa: E402
+    evaluate, load_reference, simulate_input, summarise, write_csv)
 from saga_sr_plugin.inference.upsampler import Upsampler  # noqa: E402
 
 SR = 44100
@@ -103,30 +103,25 @@ def build_systems(teacher: Upsampler, students: dict[str, Upsampler], captions: 
 
 
 def table(rows: list[dict], systems: dict[str, TimedSystem], reference_system: str) -> str:
-    cells: dict[tuple[str, int, str], dict[str, float]] = {}
-    for r in rows:
-        for cat in (r["category"], "all"):
-            cells.setdefault((cat, r["cutoff_hz"], r["system"]), {}).setdefault("lsd", []).append(r["nuwave2/lsd"])
-            cells[(cat, r["cutoff_hz"], r["system"])].setdefault("lsd_lf", []).append(r["nuwave2/lsd_lf"])
+    lsd, lsd_lf = summarise(rows, "nuwave2/lsd"), summarise(rows, "nuwave2/lsd_lf")
     names = ["unprocessed", *systems]
-    cats = sorted({k[0] for k in cells}, key=lambda c: (c == "all", c))
-    cutoffs = sorted({k[1] for k in cells})
+    cats = sorted({k[0] for k in lsd}, key=lambda c: (c == "all", c))
+    cutoffs = sorted({k[1] for k in lsd})
     lines = ["| category | cutoff | system | NFE / window | s / window | LSD | vs teacher | LSD-LF | vs input |",
              "|---|---|---|---|---|---|---|---|---|"]
     for cat in cats:
         for c in cutoffs:
-            ref = mean_std(cells[(cat, c, reference_system)]["lsd"])[0]
-            lf_in = mean_std(cells[(cat, c, "unprocessed")]["lsd_lf"])[0]
+            ref = lsd[(cat, c, reference_system)][0]
+            lf_in = lsd_lf[(cat, c, "unprocessed")][0]
             for name in names:
-                got = cells.get((cat, c, name))
-                if not got:
+                if (cat, c, name) not in lsd:
                     continue
-                lsd, lf = mean_std(got["lsd"])[0], mean_std(got["lsd_lf"])[0]
+                value, lf = lsd[(cat, c, name)][0], lsd_lf[(cat, c, name)][0]
                 timed = systems.get(name)
                 nfe = f"{timed.nfe:.0f}" if timed else "-"
                 spw = f"{timed.seconds_per_window:.3f}" if timed else "-"
-                lines.append(f"| {cat} | {c // 1000} kHz | {name} | {nfe} | {spw} | {lsd:.3f} | "
-                             f"{100 * (lsd / ref - 1):+.1f} % | {lf:.3f} | {lf - lf_in:+.3f} |")
+                lines.append(f"| {cat} | {c // 1000} kHz | {name} | {nfe} | {spw} | {value:.3f} | "
+                             f"{100 * (value / ref - 1):+.1f} % | {lf:.3f} | {lf - lf_in:+.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -155,19 +150,16 @@ def level_table(references: Path, systems: dict[str, TimedSystem]) -> str:
 
 def spectrograms(references: Path, systems: dict[str, TimedSystem], names: list[str], out: Path,
                  cutoff: float, seed: int) -> list[str]:
-    """Reference, input and each named system's output for the first clip of every category."""
+    """Reference, input and each named system's scored output for the first clip of every category."""
     written = []
     for category in sorted(p.name for p in references.iterdir() if p.is_dir()):
-        first = sorted((references / category).glob("*.wav"))[:1]
-        if not first:
+        scored = sorted(rel for rel, c in systems[names[0]].outputs if c == int(cutoff) and Path(rel).parts[0] == category)
+        if not scored:
             continue
-        rel = first[0].relative_to(references)
-        ref = load_reference(first[0])
-        lowres = simulate_input(ref, cutoff, seed, str(rel))
-        panels = [("reference", ref, SR), (f"input ({cutoff / 1000:.0f} kHz)", lowres, SR)]
-        for name in names:
-            timed = systems[name]
-            panels.append((f"{name} ({timed.nfe:.0f} NFE)", timed.system.many([(lowres, SR, cutoff, str(rel))])[0], SR))
+        rel = scored[0]
+        ref = load_reference(references / rel)
+        panels = [("reference", ref, SR), (f"input ({cutoff / 1000:.0f} kHz)", simulate_input(ref, cutoff, seed, rel), SR)]
+        panels += [(f"{name} ({systems[name].nfe:.0f} NFE)", systems[name].outputs[(rel, int(cutoff))], SR) for name in names]
         path = out / f"{category}_{int(cutoff)}.png"
         save_spectrograms(path, panels, title=f"{rel}: teacher vs student")
         written.append(str(path))

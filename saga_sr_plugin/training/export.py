@@ -24,7 +24,7 @@ from ..configs import resolve_local_paths
 from ..inference.settings import check_saga_sr_block
 from ..models.loading import read_model_config
 from ..models.weights import UNREADABLE, check_state_dict_fits, read_checkpoint, unreadable_error
-from .arc import build_arc_wrapper
+from .arc import build_arc_wrapper, is_arc
 
 
 def build_training_wrapper_for_export(model_config: dict) -> tuple[nn.Module, dict]:
@@ -46,7 +46,7 @@ def export_checkpoint(model_config_path: str, ckpt_path: str, output: str, use_s
     check_saga_sr_block(model_config.get("saga_sr", {}), model_config_path)
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
-    if "arc" in model_config["training"]:
+    if is_arc(model_config):
         export_model(load_arc_checkpoint(model_config, model_config_path, ckpt_path), output, model_config,
                      use_safetensors)
         return Path(output)

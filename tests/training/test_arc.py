@@ -123,6 +123,9 @@ def test_arc_needs_the_model_to_post_train_and_no_accumulation(teacher, tiny_t5,
     with pytest.raises(SystemExit):
         run_train(source, dataset, tmp_path, "--pretrained-ckpt-path", teacher[1], "--accum-batches", "2")
     assert "cannot accumulate" in one_line_error(capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        run_train(source, dataset, tmp_path, "--pretrained-ckpt-path", teacher[1], "--gradient-clip-val", "1.0")
+    assert "training.clip_grad_norm" in one_line_error(capsys.readouterr().err)
 
 
 def test_weights_of_another_config_are_refused_not_half_loaded(tiny_t5, tmp_path):
