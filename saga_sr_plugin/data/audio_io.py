@@ -17,7 +17,7 @@ from .simulation import SAMPLE_RATE, BadAudioError, as_channels_first
 log = logging.getLogger("saga_sr.audio")
 MIN_SAMPLE_RATE = 4000
 SILENCE_PEAK = 1e-5
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus")
 
 
 def list_audio_files(folder: str | os.PathLike, exts: tuple[str, ...] = AUDIO_EXTS, what: str = "folder") -> list[Path]:
