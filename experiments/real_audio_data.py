@@ -12,8 +12,14 @@ Sources (44.1 kHz; licences in /usr/share/doc/<package>/copyright):
 Each recording becomes 44.1 kHz stereo clips of ``--clip-seconds`` (mono is duplicated;
 a tail shorter than half a clip is dropped, a recording shorter than a clip is one
 shorter clip). Skipped and counted: unreadable files, rates below 44.1 kHz, silent
-clips, and band-limited clips whose content stops below ``--min-bandwidth-hz`` (a
-reference without content up there teaches nothing about it). Splits are disjoint
+clips, and clips whose content stops below ``--min-kept-bandwidth-hz`` (2 kHz: the lowest
+simulated cutoff, nothing to learn). Band-limited clips (content stopping below
+``--min-bandwidth-hz``, 16 kHz) are references too, as the paper trains on them: they teach
+the model that f_h says how much band to add (their f_h, measured on the clip, is low), so
+``--band-limited-keep`` of them (default all; a stable hash of the clip chooses) go to the
+training split, and those of the held-out speakers and tracks to ``val_band_limited/`` and
+``test_band_limited/``; ``val/`` and ``test/`` keep only full-band clips, as before, so the
+scored test clips do not change. ``--band-limited-keep 0`` is the previous data. Splits are disjoint
 by speaker (= language within a package; a language code shared by both packages
 stays in one split) and by music track. Writes ``OUT/{train,val,test}/{speech,music}/*.wav``,
 ``captions.jsonl`` per split root (category captions: "speech", "orchestral music"),
@@ -88,18 +94,25 @@ def clips_of(audio: torch.Tensor, length: int) -> list[tuple[int, torch.Tensor]]
     return out
 
 
-def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict = SOURCES) -> dict:
+def kept(name: str, share: float) -> bool:
+    """A stable choice of ``share`` of the clips by name (adding clips never changes the others)."""
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+
+
+def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict = SOURCES,
+          band_limited_keep: float = 1.0, min_kept_bandwidth_hz: float = 2000.0) -> dict:
     from saga_sr_plugin.data.audio_io import list_audio_files, read_audio, write_audio
     from saga_sr_plugin.data.sidecar import write_sidecar
     from saga_sr_plugin.data.simulation import BadAudioError
 
-    settings = {"clip_seconds": clip_seconds, "min_bandwidth_hz": min_bandwidth_hz, "version": 2,
+    settings = {"clip_seconds": clip_seconds, "min_bandwidth_hz": min_bandwidth_hz, "version": 3,
+                "band_limited_keep": band_limited_keep, "min_kept_bandwidth_hz": min_kept_bandwidth_hz,
                 "sources": {c: [str(f) for _, f, _ in s] for c, s in sources.items()}}
     manifest_path = out / "manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text()).get("settings") == settings:
         print(f"{out}: already built with these settings (manifest.json); nothing to do")
         return json.loads(manifest_path.read_text())
-    for split in ("train", "val", "test"):  # a rebuild with other settings starts from nothing
+    for split in ("train", "val", "test", "val_band_limited", "test_band_limited"):  # a rebuild starts from nothing
         shutil.rmtree(out / split, ignore_errors=True)
     length = int(round(clip_seconds * SAMPLE_RATE))
     clips, skipped = [], collections.Counter()
@@ -127,19 +140,28 @@ def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict
                         skipped["silent clip"] += 1
                         continue
                     width = bandwidth_hz(piece)
-                    if width < min_bandwidth_hz:
-                        skipped["band-limited clip"] += 1
-                        continue
                     rel = Path(category) / f"{package}_{path.relative_to(folder).with_suffix('').as_posix().replace('/', '_')}_{start // length:03d}.wav"
-                    write_audio(out / split / rel, piece, SAMPLE_RATE, subtype="PCM_16")
-                    captions[split][rel.as_posix()] = {"caption": CAPTIONS[category], "model": "category label"}
-                    clips.append({"split": split, "category": category, "path": f"{split}/{rel.as_posix()}",
+                    folder_of_clip = split
+                    if width < min_kept_bandwidth_hz:
+                        skipped[f"bandwidth below {min_kept_bandwidth_hz:.0f} Hz"] += 1
+                        continue
+                    if width < min_bandwidth_hz:
+                        if not kept(rel.as_posix(), band_limited_keep):
+                            skipped["band-limited clip not kept (--band-limited-keep)"] += 1
+                            continue
+                        folder_of_clip = split if split == "train" else f"{split}_band_limited"
+                    write_audio(out / folder_of_clip / rel, piece, SAMPLE_RATE, subtype="PCM_16")
+                    captions[folder_of_clip][rel.as_posix()] = {"caption": CAPTIONS[category], "model": "category label"}
+                    clips.append({"split": split, "category": category, "path": f"{folder_of_clip}/{rel.as_posix()}",
                                   "source": str(path), "group": group, "start": start,
-                                  "seconds": round(piece.shape[-1] / SAMPLE_RATE, 3), "bandwidth_hz": round(width)})
+                                  "seconds": round(piece.shape[-1] / SAMPLE_RATE, 3), "bandwidth_hz": round(width),
+                                  "band_limited": width < min_bandwidth_hz})
     for split, entries in captions.items():
         write_sidecar(out / split / "captions.jsonl", entries)
     counts = collections.Counter((c["split"], c["category"]) for c in clips)
+    limited = collections.Counter((c["split"], c["category"]) for c in clips if c["band_limited"])
     manifest = {"settings": settings, "counts": {f"{s}/{c}": n for (s, c), n in sorted(counts.items())},
+                "band_limited": {f"{s}/{c}": n for (s, c), n in sorted(limited.items())},
                 "skipped": dict(skipped), "clips": clips}
     for (s, c), n in sorted(counts.items()):
         groups = sorted({x["group"] for x in clips if x["split"] == s and x["category"] == c})
@@ -161,14 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/real")
     p.add_argument("--clip-seconds", type=float, default=65536 / SAMPLE_RATE)
-    p.add_argument("--min-bandwidth-hz", type=float, default=16000.0)
+    p.add_argument("--min-bandwidth-hz", type=float, default=16000.0,
+                   help="a clip whose content stops below this is band-limited")
+    p.add_argument("--band-limited-keep", type=float, default=1.0,
+                   help="share of the band-limited clips kept as references (0: the previous data)")
+    p.add_argument("--min-kept-bandwidth-hz", type=float, default=2000.0,
+                   help="clips whose content stops below this are skipped")
     p.add_argument("--no-install", action="store_true", help="do not apt-get the packages (they must be there)")
     args = p.parse_args(argv)
     if not args.no_install:
         install_packages()
-    manifest = build(Path(args.out), args.clip_seconds, args.min_bandwidth_hz)
+    if not 0.0 <= args.band_limited_keep <= 1.0:
+        p.error(f"--band-limited-keep is a share in [0, 1], got {args.band_limited_keep}")
+    manifest = build(Path(args.out), args.clip_seconds, args.min_bandwidth_hz,
+                     band_limited_keep=args.band_limited_keep, min_kept_bandwidth_hz=args.min_kept_bandwidth_hz)
     check_disjoint(manifest)
-    print(json.dumps({"counts": manifest["counts"], "skipped": manifest["skipped"]}, indent=1))
+    print(json.dumps({"counts": manifest["counts"], "band_limited": manifest["band_limited"],
+                      "skipped": manifest["skipped"]}, indent=1))
     return 0
 
 

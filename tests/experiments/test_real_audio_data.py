@@ -41,9 +41,9 @@ def sources(tmp_path):
 
 def test_clips_skips_splits_and_manifest(sources, tmp_path):
     out = tmp_path / "real"
-    manifest = rad.build(out, 1.0, 16000, sources)
-    assert manifest["skipped"] == {"below 44.1 kHz (22050 Hz)": 1, "band-limited clip": 1, "silent clip": 1,
-                                   "unreadable": 1}
+    manifest = rad.build(out, 1.0, 16000, sources, band_limited_keep=0.0)
+    assert manifest["skipped"] == {"below 44.1 kHz (22050 Hz)": 1, "silent clip": 1, "unreadable": 1,
+                                   "band-limited clip not kept (--band-limited-keep)": 1}
     speech = [c for c in manifest["clips"] if c["category"] == "speech"]
     assert {c["split"] for c in speech if c["group"].endswith(":fr")} == {"test"}
     assert {c["split"] for c in speech if c["group"].endswith(":it")} == {"val"}
@@ -77,3 +77,28 @@ def test_bandwidth_of_full_band_and_band_limited_noise():
 
     assert rad.bandwidth_hz(torch.from_numpy(noise(0.5).T.copy())) > 20000
     assert 5000 < rad.bandwidth_hz(torch.from_numpy(noise(0.5, lowpass_hz=6000).T.copy())) < 7000
+
+
+def test_band_limited_references_are_kept_for_training_and_set_apart_when_held_out(sources, tmp_path):
+    speech = sources["speech"][0][1]
+    sf.write(speech / "fr" / "muffled.wav", noise(0.8, seed=7, lowpass_hz=5000), SR)   # a held-out speaker
+    sf.write(speech / "de" / "dull.wav", noise(0.8, seed=8, lowpass_hz=1500), SR)      # under 2 kHz: skipped
+    out = tmp_path / "real"
+    manifest = rad.build(out, 1.0, 16000, sources)
+    assert manifest["skipped"]["bandwidth below 2000 Hz"] == 1
+    limited = {c["path"]: c for c in manifest["clips"] if c["band_limited"]}
+    assert set(limited) == {"train/speech/klettres_de_muffled_000.wav", "test_band_limited/speech/klettres_fr_muffled_000.wav"}
+    assert all(4000 < c["bandwidth_hz"] < 7000 for c in limited.values())
+    assert manifest["band_limited"] == {"train/speech": 1, "test/speech": 1}
+    assert not list((out / "test").rglob("*muffled*")), "the scored test split keeps only full-band clips"
+    captions = (out / "test_band_limited" / "captions.jsonl").read_text()
+    assert "klettres_fr_muffled_000.wav" in captions
+    rad.check_disjoint(manifest)
+
+
+def test_band_limited_share_is_a_stable_choice():
+    names = [f"speech/clip{i}.wav" for i in range(400)]
+    half = {n for n in names if rad.kept(n, 0.5)}
+    assert 150 < len(half) < 250
+    assert half <= {n for n in names if rad.kept(n, 0.8)}, "a larger share keeps every clip a smaller one kept"
+    assert not any(rad.kept(n, 0.0) for n in names) and all(rad.kept(n, 1.0) for n in names)
