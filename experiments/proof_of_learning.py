@@ -51,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-training", action="store_true", help="reuse the exported weights under --out")
     p.add_argument("--train-only", action="store_true", help="train and export every seed, evaluate later")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None, help="(config default)")
-    p.add_argument("--target-rolloff", type=float, default=None, help="f_h at evaluation (config default)")
+    p.add_argument("--target-rolloff", default=None,
+                   help="f_h at evaluation: a number, auto (from each input) or oracle (each reference's own; "
+                        "config default)")
     p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None,
                    help="level match of the kept band (config default)")
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     import train_entry
     from saga_sr_plugin.training.callbacks import run_sr_examples, write_examples
     from saga_sr_plugin.data.demo_assets import ensure_demo_assets
-    from saga_sr_plugin.evaluation.protocol import evaluate, list_references, load_reference, markdown_table, plot_summary, write_csv
+    from saga_sr_plugin.evaluation.protocol import (evaluate, list_references, load_reference, markdown_table,
+                                                    plot_summary, reference_rolloffs, write_csv)
     from saga_sr_plugin.inference.upsampler import Upsampler
     from saga_sr_plugin.evaluation.metrics import mean_std
     from saga_sr_plugin.data.sidecar import captions_under
@@ -143,10 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
             all_rows += json.loads(cached.read_text())
             continue
         upsampler = Upsampler.load(str(weights.with_suffix(".json")), str(weights), device=device)
-        overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=args.target_rolloff,
-                         lfr_ratio_rule=args.lfr_ratio_rule)
+        oracle = args.target_rolloff == "oracle"
+        target = None if oracle or args.target_rolloff is None else (
+            args.target_rolloff if args.target_rolloff == "auto" else float(args.target_rolloff))
+        overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=target, lfr_ratio_rule=args.lfr_ratio_rule)
         settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
-        system = upsampler.system(settings, captions=captions)
+        system = upsampler.system(settings, captions=captions,
+                                  target_rolloffs=reference_rolloffs(eval_dir) if oracle else None)
 
         torch.manual_seed(seed)
         rows = evaluate(eval_dir, {SYSTEM: system}, args.cutoffs, seed=0,
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
         chosen = [f for files in by_category.values() for f in files[:args.examples]]
         references = [(f.relative_to(eval_dir).as_posix().replace("/", "_"), load_reference(f),
                        captions.get(f.relative_to(eval_dir).as_posix(), "")) for f in chosen]
-        write_examples(run_sr_examples(upsampler, references, args.cutoffs, args.steps, seed=0, **overrides),
+        write_examples(run_sr_examples(upsampler, references, args.cutoffs, args.steps, seed=0, oracle=oracle,
+                                       **overrides),
                        out / name / f"examples{args.eval_name}")
 
     if args.train_only:

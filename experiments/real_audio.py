@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-only", action="store_true", help="train and export; evaluate later with --skip-training")
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None)
-    p.add_argument("--target-rolloff", type=float, default=None)
+    p.add_argument("--target-rolloff", default=None, help="f_h at evaluation: a number, auto or oracle (config default)")
     p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None)
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="score the held-out test split, or the validation split (to choose settings)")
@@ -119,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-workers", type=int, default=1, help="data workers per training run")
     p.add_argument("--device", default="auto", help="evaluation device: auto, cpu, cuda")
     p.add_argument("--title", default="Real recordings: speech and music, trained on this CPU")
+    p.add_argument("--ood", default=None, metavar="DIR",
+                   help="also score this out-of-domain set (experiments/ood_audio_data.py; e.g. data/ood), "
+                        "whole, beside the test split: results{eval_name}_ood.*")
+    p.add_argument("--ood-only", action="store_true", help="score only the --ood set (trained seeds under --out)")
     args = p.parse_args(argv)
 
     import real_audio_data
@@ -139,19 +143,24 @@ def main(argv: list[str] | None = None) -> None:
     text = json.dumps(dataset, indent=1)
     if not dataset_path.exists() or dataset_path.read_text() != text:  # seeds may start in parallel: no rewrite
         dataset_path.write_text(text)
-    proof_of_learning.main(["--model-config", str(model_config), "--dataset-config", str(dataset_path),
-                            "--eval-dir", str(eval_dir), "--demo-dir", str(demo_dir), "--demo-count", "4",
-                            "--demo-every", str(args.demo_every), "--seeds", *map(str, args.seeds),
-                            "--max-time", args.max_time, "--out", args.out, "--batch-size", str(args.batch_size),
-                            "--title", args.title, "--precision", args.precision,
-                            "--num-workers", str(args.num_workers), "--device", args.device,
-                            *(["--steps", str(args.steps)] if args.steps else []),
-                            *(["--skip-training"] if args.skip_training else []),
-                            *(["--train-only"] if args.train_only else []),
-                            *(["--lfr-boundary", args.lfr_boundary] if args.lfr_boundary else []),
-                            *(["--target-rolloff", str(args.target_rolloff)] if args.target_rolloff else []),
-                            *(["--lfr-ratio-rule", args.lfr_ratio_rule] if args.lfr_ratio_rule else []),
-                            "--eval-name", args.eval_name])
+    common = ["--model-config", str(model_config), "--dataset-config", str(dataset_path),
+              "--demo-dir", str(demo_dir), "--demo-count", "4", "--batch-size", str(args.batch_size),
+              "--seeds", *map(str, args.seeds), "--out", args.out, "--device", args.device,
+              *(["--steps", str(args.steps)] if args.steps else []),
+              *(["--lfr-boundary", args.lfr_boundary] if args.lfr_boundary else []),
+              *(["--target-rolloff", str(args.target_rolloff)] if args.target_rolloff else []),
+              *(["--lfr-ratio-rule", args.lfr_ratio_rule] if args.lfr_ratio_rule else [])]
+    if not args.ood_only:
+        proof_of_learning.main(["--eval-dir", str(eval_dir), *common,
+                                "--demo-every", str(args.demo_every), "--max-time", args.max_time,
+                                "--title", args.title, "--precision", args.precision,
+                                "--num-workers", str(args.num_workers),
+                                *(["--skip-training"] if args.skip_training else []),
+                                *(["--train-only"] if args.train_only else []),
+                                "--eval-name", args.eval_name])
+    if args.ood and not args.train_only:  # the trained seeds, on recordings from packages the training never saw
+        proof_of_learning.main(["--eval-dir", args.ood, *common, "--skip-training", "--eval-name", f"{args.eval_name}_ood",
+                                "--title", f"{args.title}: out-of-domain set {args.ood}"])
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..data.audio_io import list_audio_files, read_audio, write_audio
-from ..data.simulation import FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass, bandwidth_hz
+from ..data.simulation import (FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass, bandwidth_hz,
+                               rolloff_ratio)
 from .metrics import CONVENTIONS, all_lsd, mean_std
 
 log = logging.getLogger("saga_sr.evaluate")
-REFERENCE_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+REFERENCE_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 System = tp.Callable[[torch.Tensor, int, float, str], torch.Tensor]  # (lowres 44.1k, rate, cutoff, relpath) -> 44.1k
 
 
@@ -70,6 +71,19 @@ def load_reference(path: Path) -> torch.Tensor:
     if sr != SAMPLE_RATE:
         audio = AF.resample(audio, sr, SAMPLE_RATE)
     return audio
+
+
+def reference_rolloffs(references: str | os.PathLike) -> dict[str, float]:
+    """Each reference's own normalised roll-off (its f_h, as training measures it), by relative path: the
+    oracle f_h of an evaluation. Unusable references are left out (``evaluate`` skips and names them)."""
+    root = Path(references)
+    values = {}
+    for path in list_references(root):
+        try:
+            values[path.relative_to(root).as_posix()] = rolloff_ratio(load_reference(path))
+        except (BadAudioError, FileNotFoundError, ValueError, RuntimeError):
+            continue
+    return values
 
 
 @dataclasses.dataclass
@@ -156,13 +170,14 @@ def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cu
             if errors:
                 fail(path, errors[0])
                 continue
-            width = round(bandwidth_hz(ref))
+            width, own_rolloff = round(bandwidth_hz(ref)), round(rolloff_ratio(ref), 4)
             for c in cutoffs:
                 for name, out in outputs[(path, c)].items():
                     if out.shape[0] != ref.shape[0]:
                         out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
                     rows.append({"file": str(path.relative_to(root)), "category": category_of(path, root),
                                  "cutoff_hz": int(c), "system": name, "reference_bandwidth_hz": width,
+                                 "reference_rolloff": own_rolloff,
                                  **all_lsd(out, ref, SAMPLE_RATE, c)})
         bar.update(len(files[first:first + chunk_files]))
         bar.set_postfix(skipped=len(failed))
@@ -209,7 +224,7 @@ def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = ("nuwave2/lsd",
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["file", "category", "cutoff_hz", "system", "reference_bandwidth_hz",
-                                                *METRIC_COLUMNS])
+                                                "reference_rolloff", *METRIC_COLUMNS])
         writer.writeheader()
         writer.writerows(rows)
 

@@ -8,6 +8,7 @@ import typing as tp
 from ..configs import ConfigError, suggest
 from .postprocess import RATIO_RULES
 from .sampling import MIN_STEPS, SAMPLERS, SCHEDULES
+from .target_rolloff import AUTO, TargetRolloffRule
 
 LFR_BOUNDARIES = ("rolloff", "content")
 
@@ -22,7 +23,9 @@ class UpsampleSettings:
                                          # "logsnr": the official generation's (and ARC's)
     guidance_acoustic: float = 1.4   # s_a, on the low-res latent
     guidance_text: float = 1.2       # s_t, on the caption
-    target_rolloff: float = 0.9      # normalised f_h in [0, 1]: 0.9 ~ 19.8 kHz of content, 1.0 = full band
+    target_rolloff: float | str = 0.9    # normalised f_h in [0, 1]: 0.9 ~ 19.8 kHz of content, 1.0 = full band;
+                                         # "auto": from each input by target_rolloff_rule (target_rolloff.py)
+    target_rolloff_rule: dict | None = None   # the auto rule's coefficients (None: the defaults)
     schedule_threshold: float = 0.025
     overlap: float = 0.125           # fraction of a window shared with the next one
     low_frequency_replacement: bool = True
@@ -41,9 +44,13 @@ class UpsampleSettings:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not 0.0 <= self.target_rolloff <= 1.0:
-            raise ValueError(f"target roll-off is normalised to [0, 1] (bin / 1025; 1.0 = 22.05 kHz), "
+        if isinstance(self.target_rolloff, str):
+            if self.target_rolloff != AUTO:
+                raise ValueError(f"target roll-off is a number in [0, 1] or {AUTO!r}, got {self.target_rolloff!r}")
+        elif not (isinstance(self.target_rolloff, (int, float)) and 0.0 <= self.target_rolloff <= 1.0):
+            raise ValueError(f"target roll-off is normalised to [0, 1] (bin / 1025; 1.0 = 22.05 kHz) or {AUTO!r}, "
                              f"got {self.target_rolloff}")
+        self.rule = TargetRolloffRule.from_block(self.target_rolloff_rule)
         if not 0.0 <= self.overlap < 0.5:
             raise ValueError(f"overlap must be in [0, 0.5), got {self.overlap}")
         if self.batch_size is not None and self.batch_size < 1:

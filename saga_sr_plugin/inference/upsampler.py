@@ -26,9 +26,11 @@ from ..models.loading import load_exported_model
 from .postprocess import replace_low_frequencies
 from .sampling import sample_guided
 from .settings import UpsampleSettings, check_saga_sr_block
+from .target_rolloff import AUTO, features_of
 from .windows import Crossfader, window_starts
 
 log = logging.getLogger("saga_sr.inference")
+SPECTRUM_PIECE = 2 ** 19   # samples (11.9 s) per piece of the input's summed spectrum
 
 
 class UpsampleResult(tp.NamedTuple):
@@ -39,6 +41,7 @@ class UpsampleResult(tp.NamedTuple):
     input_cutoff_hz: float       # detected input cutoff: the LFR boundary
     lfr_level_ratio: float | None    # mean over windows of the LFR's r (None: LFR off)
     added_band_gain_db: float        # strongest cut the added-band cap applied (0: none)
+    target_rolloff: float = 0.9      # the f_h the model was given (the settings', the job's or the auto rule's)
 
 
 @dataclasses.dataclass
@@ -48,6 +51,9 @@ class UpsampleJob:
     name: str
     load: tp.Callable[[], tuple[torch.Tensor, int]]
     caption: str | None = None
+    target_rolloff: float | None = None   # this input's f_h (e.g. an evaluation's oracle); None: the settings'
+    nyquist_hz: float | None = None       # the band its recording rate allowed, when it arrives resampled to
+                                          # 44.1 kHz already (an evaluation's simulated cutoff); None: its rate's
 
 
 @dataclasses.dataclass
@@ -58,6 +64,7 @@ class _InFlight:
     caption: str
     rolloff: int
     cutoff: int
+    target_rolloff: float
     ratios: list[float] = dataclasses.field(default_factory=list)
     gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     error: Exception | None = None   # set when a window of this input came out unusable
@@ -115,17 +122,24 @@ class Upsampler:
     @torch.no_grad()
     def generate_windows(self, windows: tp.Sequence[torch.Tensor], captions: tp.Sequence[str],
                          settings: UpsampleSettings, seeds: tp.Sequence[int], progress: bool = False,
-                         on_step: tp.Callable[[int], None] | None = None) -> torch.Tensor:
+                         on_step: tp.Callable[[int], None] | None = None,
+                         target_rolloffs: tp.Sequence[float] | None = None) -> torch.Tensor:
         """Stereo windows (2, sample_size) of low-res audio at 44.1 kHz -> generated (B, 2, sample_size).
 
         All windows go through each Euler step together (eq. 4: one forward of 3B items).
         Window i's noise comes from ``seeds[i]`` alone, so a window's output does not
         depend on which others share its batch. f_l is each window's roll-off, as
-        training computed it per clip.
+        training computed it per clip. f_h is ``target_rolloffs[i]`` per window when given (an
+        input's auto or oracle value), else ``settings.target_rolloff``, which must then be a number.
         """
+        if target_rolloffs is None:
+            if isinstance(settings.target_rolloff, str):
+                raise ValueError(f"target_rolloff {settings.target_rolloff!r} is chosen per input: pass "
+                                 "target_rolloffs, or upsample through upsample() / upsample_many()")
+            target_rolloffs = [float(settings.target_rolloff)] * len(windows)
         items = [{self.text_id: caption, self.rolloff_input_id: rolloff_ratio(w.cpu()),
-                  self.rolloff_target_id: settings.target_rolloff, self.lowres_id: w.to(self.device, self.dtype)}
-                 for w, caption in zip(windows, captions)]
+                  self.rolloff_target_id: f_h, self.lowres_id: w.to(self.device, self.dtype)}
+                 for w, caption, f_h in zip(windows, captions, target_rolloffs)]
         cond = self.model.conditioner(items, self.device)
         inputs = self.model.get_conditioning_inputs(cond)
         inputs = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in inputs.items()}
@@ -158,16 +172,17 @@ class Upsampler:
 
     def upsample(self, audio: torch.Tensor, sample_rate: int, caption: str | None = None,
                  settings: UpsampleSettings | None = None, progress: bool = False,
-                 name: str = "input", on_step: tp.Callable[[int], None] | None = None) -> UpsampleResult:
+                 name: str = "input", on_step: tp.Callable[[int], None] | None = None,
+                 target_rolloff: float | None = None, nyquist_hz: float | None = None) -> UpsampleResult:
         """(channels, samples) at any rate >= 4 kHz -> (channels, samples) at 44.1 kHz, same duration.
 
         ``caption=None`` asks the captioner (if any) and otherwise uses the text null ("").
         ``name`` (e.g. the file) is what error messages call the input. The input's windows
         go through the sampler ``settings.batch_size`` at a time (default: 8 on a GPU, 1 on the CPU).
         ``on_step(n)`` is called after each Euler step of a batch of ``n`` windows (a progress bar;
-        an exception it raises stops the sampling).
+        an exception it raises stops the sampling). ``target_rolloff`` and ``nyquist_hz``: see :class:`UpsampleJob`.
         """
-        job = UpsampleJob(name, lambda: (audio, sample_rate), caption)
+        job = UpsampleJob(name, lambda: (audio, sample_rate), caption, target_rolloff, nyquist_hz)
         _, result = next(self.upsample_many([job], settings, progress, on_step))
         if isinstance(result, Exception):
             raise result
@@ -178,15 +193,28 @@ class Upsampler:
         x = prepare_input(audio, sample_rate, job.name).cpu()
         stereo = x.expand(2, -1) if x.shape[0] == 1 else x
         overlap = self.overlap_samples(settings)
-        # The LFR boundary: the whole input's 98.5 % roll-off bin (summed window by window, so
-        # memory stays flat), never above the input's Nyquist (abrupt edges and the resampler's
-        # transition band leak a little energy above it).
-        spectrum = sum(summed_magnitude(stereo[:, s:s + self.window]) for s in range(0, stereo.shape[-1], self.window))
+        # The LFR boundary: the whole input's 98.5 % roll-off bin (summed over pieces of about 12 s, so
+        # memory stays flat; shorter pieces, one per model window, put the zero padding of their ends
+        # into the spectrum: broadband leakage that moves a dull input's edge and slope), never above
+        # the input's Nyquist (abrupt edges and the resampler's transition band leak a little energy above it).
+        piece = max(self.window, SPECTRUM_PIECE)
+        spectrum = sum(summed_magnitude(stereo[:, s:s + piece]) for s in range(0, stereo.shape[-1], piece))
         nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / ROLLOFF_N_FFT))
         rolloff = rolloff_bin_of_spectrum(spectrum)
-        boundary = rolloff if settings.lfr_boundary == "rolloff" else max(rolloff, content_edge_bin(spectrum))
+        edge = min(max(rolloff, content_edge_bin(spectrum)), nyquist_bin)
+        boundary = min(rolloff, nyquist_bin) if settings.lfr_boundary == "rolloff" else edge
+        if job.target_rolloff is not None:
+            target = float(job.target_rolloff)
+        elif settings.target_rolloff == AUTO:
+            # the band the input's rate allowed tells only when it is below full band (44.1 kHz says nothing)
+            limit_hz = min(sample_rate / 2, job.nyquist_hz or SAMPLE_RATE / 2)
+            limit_bin = int(limit_hz / (SAMPLE_RATE / ROLLOFF_N_FFT))
+            limit = limit_bin / ROLLOFF_BINS if limit_hz < SAMPLE_RATE / 2 else None
+            target = settings.rule.predict(features_of(spectrum, min(edge, limit_bin)), limit)
+        else:
+            target = float(settings.target_rolloff)
         return _InFlight(job, Crossfader(stereo, self.window, overlap), x.shape[0],
-                         self.caption_for(stereo, job.caption), rolloff, min(boundary, nyquist_bin))
+                         self.caption_for(stereo, job.caption), rolloff, boundary, target)
 
     def _finish(self, state: _InFlight, settings: UpsampleSettings) -> UpsampleResult:
         out = state.fader.result()
@@ -197,7 +225,7 @@ class Upsampler:
                      min(state.gains), settings.max_added_band_db)
         ratio = sum(state.ratios) / len(state.ratios) if state.ratios else None
         return UpsampleResult(out, SAMPLE_RATE, state.caption, state.rolloff / ROLLOFF_BINS,
-                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains))
+                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains), state.target_rolloff)
 
     def upsample_many(self, jobs: tp.Iterable[UpsampleJob], settings: UpsampleSettings | None = None,
                       progress: bool = False, on_step: tp.Callable[[int], None] | None = None
@@ -235,7 +263,7 @@ class Upsampler:
             if batch:
                 generated = self.generate_windows([st.fader.piece(i) for st, i in batch], [st.caption for st, _ in batch],
                                                   settings, [settings.seed + i for _, i in batch], progress,
-                                                  on_step)
+                                                  on_step, [st.target_rolloff for st, _ in batch])
                 for (state, i), y in zip(batch, generated):
                     if state.error is not None or not torch.isfinite(y).all():
                         state.error = state.error or BadAudioError(
@@ -264,12 +292,15 @@ class Upsampler:
         bar.close()
 
     def system(self, settings: UpsampleSettings | None = None, caption: str | None = "",
-               captions: dict[str, str] | None = None) -> "UpsamplerSystem":
+               captions: dict[str, str] | None = None,
+               target_rolloffs: dict[str, float] | None = None) -> "UpsamplerSystem":
         """This model as an evaluation system: ``many(inputs)`` batches windows across inputs.
 
         Each input's caption is ``captions[relative path]`` when given, else ``caption``
-        (``None``: the captioner, if any)."""
-        return UpsamplerSystem(self, settings or self.settings(), caption, captions or {})
+        (``None``: the captioner, if any); its f_h is ``target_rolloffs[relative path]`` when given
+        (the oracle: each reference's own roll-off), else the settings'. Each input is told its
+        simulated cutoff as the band its rate allowed, as a file at 2 x cutoff would tell."""
+        return UpsamplerSystem(self, settings or self.settings(), caption, captions or {}, target_rolloffs or {})
 
 
 @dataclasses.dataclass
@@ -280,10 +311,12 @@ class UpsamplerSystem:
     settings: UpsampleSettings
     caption: str | None = ""
     captions: dict[str, str] = dataclasses.field(default_factory=dict)
+    target_rolloffs: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def many(self, inputs: tp.Sequence[tuple[torch.Tensor, int, float, str]]) -> list[torch.Tensor | Exception]:
         jobs = [UpsampleJob(f"{rel} ({cutoff:.0f} Hz input)", (lambda a=audio, r=rate: (a, r)),
-                            self.captions.get(Path(rel).as_posix(), self.caption))
+                            self.captions.get(Path(rel).as_posix(), self.caption),
+                            self.target_rolloffs.get(Path(rel).as_posix()), nyquist_hz=cutoff)
                 for audio, rate, cutoff, rel in inputs]
         return [r if isinstance(r, Exception) else r.audio for _, r in self.upsampler.upsample_many(jobs, self.settings)]
 

@@ -44,6 +44,21 @@ def finite(minimum: float | None = None, maximum: float | None = None) -> tp.Cal
     return parse
 
 
+def rolloff_choice(*words: str) -> tp.Callable[[str], float | str]:
+    """A normalised roll-off in [0, 1], or one of ``words`` (``auto``: from each input; ``oracle``: the reference's)."""
+    number = finite(0.0, 1.0)
+
+    def parse(text: str) -> float | str:
+        if text in words:
+            return text
+        try:
+            return number(text)
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"{err} (or one of: {', '.join(words)})") from None
+    parse.__name__ = "roll-off"
+    return parse
+
+
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except ``None`` ones: those mean "the config's value", which their help says."""
 

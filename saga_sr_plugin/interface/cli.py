@@ -16,7 +16,7 @@ import sys
 import typing as tp
 from pathlib import Path
 
-from .args import DefaultsHelpFormatter, add_gui_arguments, finite, integer
+from .args import DefaultsHelpFormatter, add_gui_arguments, finite, integer, rolloff_choice
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -145,7 +145,7 @@ def _upsample(args: argparse.Namespace) -> int:
             continue
         done += 1
         tqdm.write(f"{path} -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
-                   f"f_l {result.input_rolloff:.3f}, caption {result.caption!r}")
+                   f"f_l {result.input_rolloff:.3f}, f_h {result.target_rolloff:.3f}, caption {result.caption!r}")
         if args.plot:
             audio, sr = read_audio(path)
             png = save_spectrograms(target.with_suffix(".png"), [(f"input ({sr} Hz)", audio, sr),
@@ -168,7 +168,7 @@ def summary_line(verb: str, done: int, total: int, failures: tp.Sequence, skippe
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation.protocol import evaluate, markdown_table, plot_summary, write_csv
+    from ..evaluation.protocol import evaluate, markdown_table, plot_summary, reference_rolloffs, write_csv
     from ..atomic import write_text
 
     out = writable_folder(args.output_dir)
@@ -179,14 +179,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         from ..inference.upsampler import Upsampler
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device)
-        settings = upsampler.settings(steps=args.steps, seed=args.seed, target_rolloff=args.target_rolloff,
+        oracle = args.target_rolloff == "oracle"
+        settings = upsampler.settings(steps=args.steps, seed=args.seed,
+                                      target_rolloff=None if oracle else args.target_rolloff,
                                       sampler=args.sampler, schedule=args.schedule,
                                       batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
         from ..data.sidecar import captions_under
 
         # each reference's caption from the captions.jsonl files under the folder, unless --caption is given
         captions = {} if args.caption is not None else captions_under(args.references)
-        systems["saga-sr"] = upsampler.system(settings, caption=args.caption or "", captions=captions)
+        rolloffs = reference_rolloffs(args.references) if oracle else None
+        systems["saga-sr-oracle" if oracle else "saga-sr"] = upsampler.system(
+            settings, caption=args.caption or "", captions=captions, target_rolloffs=rolloffs)
     report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
                       save_inputs=args.save_inputs)
     rows = report.rows
@@ -285,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="s_a, eq. 4's scale on the low-res latent (default: the config's, else 1.4)")
     p.add_argument("--guidance-text", type=finite(), default=None,
                    help="s_t, eq. 4's scale on the caption (default: the config's, else 1.2)")
-    p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
-                   help="normalised target roll-off f_h in [0, 1] (bin/1025; 0.9 = 19.8 kHz, 1.0 = full band; "
-                        "default: the config's, else 0.9)")
+    p.add_argument("--target-rolloff", type=rolloff_choice("auto"), default=None,
+                   help="normalised target roll-off f_h in [0, 1] (bin/1025; 0.9 = 19.8 kHz, 1.0 = full band), or "
+                        "'auto': from each input's own spectrum (docs/inference.md); default: the config's, else 0.9")
     p.add_argument("--caption", default=None, help="use this caption instead of captioning the input")
     p.add_argument("--no-caption", action="store_true", help="use the text null (no caption)")
     p.add_argument("--caption-model", default=None,
@@ -356,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=integer(1), default=None,
                    help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
                         "linear or logsnr)")
-    p.add_argument("--target-rolloff", type=finite(0.0, 1.0), default=None,
-                   help="normalised target roll-off f_h in [0, 1] (default: the config's, else 0.9)")
+    p.add_argument("--target-rolloff", type=rolloff_choice("auto", "oracle"), default=None,
+                   help="normalised target roll-off f_h in [0, 1], 'auto' (from each input), or 'oracle' (each "
+                        "reference's own roll-off: an upper bound, report it apart); default: the config's, else 0.9")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help="official sampler (default: the config's saga_sr.sampler, else euler)")
     p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,

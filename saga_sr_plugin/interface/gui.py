@@ -39,6 +39,7 @@ from ..evaluation.plots import save_spectrograms
 from ..evaluation.protocol import simulate_input
 from ..inference.sampling import SAMPLERS, SCHEDULES
 from ..inference.settings import UpsampleSettings
+from ..inference.target_rolloff import AUTO
 from ..inference.upsampler import Upsampler
 from .args import MAX_SECONDS
 
@@ -90,11 +91,22 @@ def _read_input(page: Page, path: str | None, what: str = "input") -> tuple[torc
     return audio, rate
 
 
+def _rolloff(value: float | str) -> float | str:
+    """The f_h box: a number in [0, 1], or "auto" (from the input; inference/target_rolloff.py)."""
+    text = str(value).strip().lower()
+    if text == AUTO:
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"f_h {value!r}: a number in [0, 1] or {AUTO!r}") from None
+
+
 def _settings(page: Page, steps: float, guidance_acoustic: float, guidance_text: float, target_rolloff: float,
               seed: float, lfr: bool, sampler: str, schedule: str) -> UpsampleSettings:
     try:
         return dataclasses.replace(page.defaults, steps=int(steps), guidance_acoustic=float(guidance_acoustic),
-                                   guidance_text=float(guidance_text), target_rolloff=float(target_rolloff),
+                                   guidance_text=float(guidance_text), target_rolloff=_rolloff(target_rolloff),
                                    seed=int(seed), low_frequency_replacement=bool(lfr), sampler=sampler,
                                    schedule=schedule)
     except (TypeError, ValueError) as err:
@@ -158,7 +170,8 @@ def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_capt
                f"{result.audio.shape[-1] / result.sample_rate:.2f} s at {result.sample_rate} Hz. Detected input "
                f"cutoff {result.input_cutoff_hz:.0f} Hz (f_l {result.input_rolloff:.3f}); {settings.sampler}, "
                f"{settings.steps} steps, "
-               f"s_a {settings.guidance_acoustic}, s_t {settings.guidance_text}, f_h {settings.target_rolloff}.")
+               f"s_a {settings.guidance_acoustic}, s_t {settings.guidance_text}, f_h {result.target_rolloff:.3f}"
+               + (" (auto, from the input)" if settings.target_rolloff == AUTO else "") + ".")
     return str(path), str(out), str(png), summary, caption
 
 
@@ -208,8 +221,8 @@ def build_app(page: Page):
                 steps = gr.Slider(1, 200, value=d.steps, step=1, label="sampler steps")
                 s_a = gr.Slider(0.0, 5.0, value=d.guidance_acoustic, step=0.05, label="s_a (low-res latent guidance)")
                 s_t = gr.Slider(0.0, 5.0, value=d.guidance_text, step=0.05, label="s_t (caption guidance)")
-                f_h = gr.Slider(0.0, 1.0, value=d.target_rolloff, step=0.01,
-                                label="target roll-off f_h (0.9 ~ 19.8 kHz, 1.0 = full band)")
+                f_h = gr.Textbox(value=str(d.target_rolloff), label="target roll-off f_h: a number in [0, 1] "
+                                 "(0.9 ~ 19.8 kHz, 1.0 = full band) or auto (from the input)")
                 seed = gr.Number(value=d.seed, precision=0, label="seed")
                 lfr = gr.Checkbox(value=d.low_frequency_replacement, label="low-frequency replacement")
                 sampler = gr.Dropdown(list(SAMPLERS), value=d.sampler, label="sampler (official)")

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..data.audio_io import write_audio
-from ..data.simulation import SAMPLE_RATE
+from ..data.simulation import SAMPLE_RATE, rolloff_ratio
 from ..evaluation.levels import ADDED_BANDS_HZ, added_band_levels, window_boundary_steps
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms, spectrogram_figure
@@ -58,16 +58,19 @@ class SRExample(tp.NamedTuple):
 
 def run_sr_examples(upsampler: Upsampler, references: tp.Sequence[tuple[str, torch.Tensor, str]],
                     cutoffs: tp.Sequence[float], steps: int | None = None, seed: int = 0,
-                    settings: UpsampleSettings | None = None, **settings_overrides: tp.Any) -> list[SRExample]:
+                    settings: UpsampleSettings | None = None, oracle: bool = False,
+                    **settings_overrides: tp.Any) -> list[SRExample]:
     """Upsample each (name, reference, caption) simulated at each cutoff, with ``settings`` (default: the
-    model config's, with ``steps``, ``seed`` and the other overrides that are not None)."""
+    model config's, with ``steps``, ``seed`` and the other overrides that are not None); each input is
+    told its cutoff as its rate's limit, and ``oracle`` gives it the reference's own roll-off as f_h."""
     examples = []
     settings = settings or upsampler.settings(steps=steps, seed=seed, **settings_overrides)
     overlap = upsampler.overlap_samples(settings)
     for name, ref, caption in references:
         for cutoff in cutoffs:
             lowres = simulate_input(ref, cutoff, seed=seed, name=name)
-            out = upsampler.upsample(lowres, SAMPLE_RATE, caption=caption, settings=settings).audio
+            out = upsampler.upsample(lowres, SAMPLE_RATE, caption=caption, settings=settings, nyquist_hz=cutoff,
+                                     target_rolloff=rolloff_ratio(ref) if oracle else None).audio
             examples.append(SRExample(name, cutoff, lowres, out, ref, lsd(out, ref)["lsd"], lsd(lowres, ref)["lsd"],
                                       added_band_levels(out, ref, cutoff),
                                       tuple(window_boundary_steps(out, ref, cutoff, upsampler.window, overlap))))

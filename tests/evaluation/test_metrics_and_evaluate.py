@@ -115,6 +115,8 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
     # each reference's own bandwidth, so results can be read against what it carried above the cutoff
     width = {r["file"]: float(r["reference_bandwidth_hz"]) for r in rows}
     assert width["music/a.wav"] > 20000 and width["speech/a.wav"] > 20000 and 5000 < width["music/narrow.wav"] < 7000
+    own = {r["file"]: float(r["reference_rolloff"]) for r in rows}   # its f_h, as training measures it
+    assert own["music/narrow.wav"] < 6000 / 22050 < own["music/a.wav"]
     unprocessed = [float(r["nuwave2/lsd_hf"]) for r in rows if r["system"] == "unprocessed" and "narrow" not in r["file"]]
     assert min(unprocessed) > 2.0
     table = (out / "lsd.md").read_text()

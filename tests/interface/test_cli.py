@@ -1,6 +1,7 @@
 """The saga-sr command on bad input: one-line errors, counted skips, safe outputs."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -60,6 +61,33 @@ def test_evaluate_skips_and_names_bad_references_and_still_writes_results(demo_m
     assert "silent.wav" in err and "phone.wav" in err and "8000 Hz" in err and "scored 1 of 3 file(s); 2 failed" in err
     assert (out / "lsd_per_file.csv").is_file() and (out / "lsd.png").is_file()
     assert "2 file(s) not scored" in (out / "lsd.md").read_text()
+
+
+def test_evaluate_with_the_oracle_f_h_reports_it_apart(demo_model_files, tmp_path, monkeypatch):
+    from saga_sr_plugin.inference.upsampler import Upsampler
+
+    config, weights = demo_model_files
+    refs = tmp_path / "refs" / "music"
+    refs.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    sf.write(refs / "good.wav", (0.3 * rng.standard_normal((11025, 2))).astype(np.float32), SR)
+    given = []
+    original = Upsampler.generate_windows
+
+    def spy(self, windows, captions, settings, seeds, progress=False, on_step=None, target_rolloffs=None):
+        given.extend(target_rolloffs)
+        return original(self, windows, captions, settings, seeds, progress, on_step, target_rolloffs)
+    monkeypatch.setattr(Upsampler, "generate_windows", spy)
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", str(tmp_path / "refs"), "--model-config", config, "--weights", weights, "--steps",
+                     "2", "--cutoffs", "4000", "-o", str(out), "--device", "cpu", "--target-rolloff", "oracle"]) == 0
+    rows = list(csv.DictReader(open(out / "lsd_per_file.csv")))
+    assert {r["system"] for r in rows} == {"unprocessed", "sinc", "saga-sr-oracle"}
+    own = float(rows[0]["reference_rolloff"])   # rounded to 4 decimals in the CSV
+    assert given and all(abs(g - own) < 1e-3 for g in given), "the model was given the reference's own roll-off"
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(tmp_path / "refs"), "--model-config", config, "--weights", weights,
+                  "--target-rolloff", "oracl"])
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
