@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -56,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "config default)")
     p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None,
                    help="level match of the kept band (config default)")
+    p.add_argument("--slope-cap-db", default=None,
+                   help="slope cap of the added band at evaluation, dB, or none (config default)")
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
     p.add_argument("--precision", default="32", help="Lightning precision of training (bf16-mixed on a GPU)")
     p.add_argument("--num-workers", type=int, default=1, help="data workers per training run")
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
             args.target_rolloff if args.target_rolloff == "auto" else float(args.target_rolloff))
         overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=target, lfr_ratio_rule=args.lfr_ratio_rule)
         settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
+        if args.slope_cap_db is not None:   # "none" turns the config's cap off
+            settings = dataclasses.replace(settings, slope_cap_db=None if args.slope_cap_db == "none"
+                                           else float(args.slope_cap_db))
         system = upsampler.system(settings, captions=captions,
                                   target_rolloffs=reference_rolloffs(eval_dir) if oracle else None)
 
@@ -167,8 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
         chosen = [f for files in by_category.values() for f in files[:args.examples]]
         references = [(f.relative_to(eval_dir).as_posix().replace("/", "_"), load_reference(f),
                        captions.get(f.relative_to(eval_dir).as_posix(), "")) for f in chosen]
-        write_examples(run_sr_examples(upsampler, references, args.cutoffs, args.steps, seed=0, oracle=oracle,
-                                       **overrides),
+        write_examples(run_sr_examples(upsampler, references, args.cutoffs, settings=dataclasses.replace(settings, seed=0),
+                                       oracle=oracle),
                        out / name / f"examples{args.eval_name}")
 
     if args.train_only:

@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None)
     p.add_argument("--target-rolloff", default=None, help="f_h at evaluation: a number, auto or oracle (config default)")
     p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None)
+    p.add_argument("--slope-cap-db", default=None, help="slope cap of the added band, dB, or none (config default)")
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="score the held-out test split, or the validation split (to choose settings)")
     p.add_argument("--eval-name", default="")
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
               *(["--steps", str(args.steps)] if args.steps else []),
               *(["--lfr-boundary", args.lfr_boundary] if args.lfr_boundary else []),
               *(["--target-rolloff", str(args.target_rolloff)] if args.target_rolloff else []),
-              *(["--lfr-ratio-rule", args.lfr_ratio_rule] if args.lfr_ratio_rule else [])]
+              *(["--lfr-ratio-rule", args.lfr_ratio_rule] if args.lfr_ratio_rule else []),
+              *(["--slope-cap-db", args.slope_cap_db] if args.slope_cap_db is not None else [])]
     if not args.ood_only:
         proof_of_learning.main(["--eval-dir", str(eval_dir), *common,
                                 "--demo-every", str(args.demo_every), "--max-time", args.max_time,

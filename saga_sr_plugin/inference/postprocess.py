@@ -30,6 +30,7 @@ import typing as tp
 import torch
 
 from ..data.simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_bin
+from .target_rolloff import spectral_slope_db
 
 
 def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
@@ -76,6 +77,44 @@ def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cu
     return float(gains.mean())
 
 
+def cap_added_band_to_slope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
+                            band_bins: int = 32, fit_range: tuple[float, float] = (0.5, 0.9)) -> float:
+    """Keep the generated band (bins from ``cutoff_bin`` up) under the input's spectrum continued above the
+    cutoff with the slope it has in the octave below, plus ``margin_db``; ``spec_out`` is changed in place.
+
+    The input's power (mean over frames and channels) is fitted in dB against log2(bin) over
+    ``fit_range`` of the cutoff (below the low-pass's transition band), the line continued above the
+    cutoff (never rising). In each band of ``band_bins`` bins (689 Hz) whose mean generated power lies
+    more than ``margin_db`` above that line, the band is brought down to it, in every frame alike
+    (the model's timing is kept). A natural spectrum rarely falls more slowly above 4 or 8 kHz than
+    just below, while a model that has learnt one level for the top octaves puts hiss 15-50 dB above
+    a dull recording's (docs/real_audio.md); a bright input (cymbals, clicks) has a flat slope and
+    keeps its added band. Only lowers, never raises. Returns the mean gain over the bands (dB, <= 0).
+    """
+    c = cutoff_bin
+    if c < 16 or c >= spec_out.shape[-2] - 1:
+        return 0.0
+    floor = 1e-20
+    power_in = spec_ref.abs().pow(2).mean(dim=(0, 2))           # (bins,)
+    slope = spectral_slope_db(power_in.sqrt(), c, fit_range)    # dB per octave (magnitude dB = power dB)
+    lo, hi = max(1, int(fit_range[0] * c)), int(fit_range[1] * c)
+    x = torch.log2(torch.arange(lo, hi, dtype=torch.float64, device=power_in.device))
+    level_at_cutoff = float((10 * torch.log10(power_in[lo:hi].clamp(min=floor))).mean()
+                            + slope * (torch.log2(torch.tensor(float(c))) - x.mean()))
+    power_out = spec_out[:, c:].abs().pow(2).mean(dim=(0, 2))  # (bins above c,)
+    gains = []
+    for start in range(0, power_out.shape[0], band_bins):
+        band = slice(start, start + band_bins)
+        centre = c + start + min(band_bins, power_out.shape[0] - start) / 2
+        allowed = level_at_cutoff + slope * math.log2(centre / c) + margin_db
+        level = float(10 * torch.log10(power_out[band].mean().clamp(min=floor)))
+        gain = min(0.0, allowed - level)
+        if gain < 0:
+            spec_out[:, c + start:c + start + band_bins] *= 10 ** (gain / 20)
+        gains.append(gain)
+    return sum(gains) / len(gains) if gains else 0.0
+
+
 def _smooth_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     """Moving average over the last axis (frames), edges replicated; (frames,) or (rows, frames)."""
     rows = x.reshape(-1, 1, x.shape[-1])
@@ -118,7 +157,8 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
                             ratio_range: tuple[float, float] = (0.8, 1.2), n_fft: int = ROLLOFF_N_FFT,
                             hop: int = ROLLOFF_HOP, ratio_rule: str = "cutoff_magnitude",
                             max_added_band_db: float | None = 12.0,
-                            envelope_margin_db: float | None = None) -> Replacement:
+                            envelope_margin_db: float | None = None,
+                            slope_cap_db: float | None = None) -> Replacement:
     """Output with bins below ``cutoff_bin`` (default: the input's roll-off bin) taken from the input.
 
     Both are (channels, samples) at the same rate and length (the input already
@@ -139,6 +179,8 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
         spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] / ratio
     if envelope_margin_db is not None:
         match_added_band_envelope(spec_out, spec_ref, cutoff_bin, envelope_margin_db)
+    if slope_cap_db is not None:
+        cap_added_band_to_slope(spec_out, spec_ref, cutoff_bin, slope_cap_db)
     gain_db = 0.0
     if max_added_band_db is not None:
         added = spec_out[:, cutoff_bin:].abs().pow(2).sum()

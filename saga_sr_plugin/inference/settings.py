@@ -35,12 +35,15 @@ class UpsampleSettings:
     max_added_band_db: float | None = 12.0     # generated band at most this far above the input's energy
     envelope_margin_db: float | None = None    # keep the generated band within this many dB of the input's
                                                # envelope continued above the cutoff (None: off, the paper)
+    slope_cap_db: float | None = None          # keep it at most this many dB above the input's spectrum
+                                               # continued with its own slope (None: off, the paper)
     batch_size: int | None = None    # windows (of one or several inputs) per sampler batch; None: 8 on a GPU,
                                      # 1 on the CPU (where batching measured ~10 % slower per window)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("guidance_acoustic", "guidance_text", "schedule_threshold", "max_added_band_db", "envelope_margin_db"):
+        for name in ("guidance_acoustic", "guidance_text", "schedule_threshold", "max_added_band_db", "envelope_margin_db",
+                     "slope_cap_db"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")

@@ -275,7 +275,8 @@ class Upsampler:
                         replaced = replace_low_frequencies(y, state.fader.piece(i), cutoff_bin=state.cutoff,
                                                            ratio_rule=settings.lfr_ratio_rule,
                                                            max_added_band_db=settings.max_added_band_db,
-                                                           envelope_margin_db=settings.envelope_margin_db)
+                                                           envelope_margin_db=settings.envelope_margin_db,
+                                                           slope_cap_db=settings.slope_cap_db)
                         state.ratios.append(replaced.level_ratio)
                         state.gains.append(replaced.band_gain_db)
                         y = replaced.audio

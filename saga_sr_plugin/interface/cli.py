@@ -108,10 +108,13 @@ def _upsample(args: argparse.Namespace) -> int:
                      guidance_acoustic=args.guidance_acoustic, guidance_text=args.guidance_text,
                      target_rolloff=args.target_rolloff, seed=args.seed,
                      low_frequency_replacement=False if args.no_lfr else None, batch_size=args.batch_size,
-                     lfr_boundary=args.lfr_boundary, envelope_margin_db=args.envelope_margin_db)
+                     lfr_boundary=args.lfr_boundary, envelope_margin_db=args.envelope_margin_db,
+                     slope_cap_db=args.slope_cap_db)
     settings = UpsampleSettings.from_config(load_json(args.model_config, "model config"), **overrides)
     if args.no_envelope:
         settings = dataclasses.replace(settings, envelope_margin_db=None)
+    if args.no_slope_cap:
+        settings = dataclasses.replace(settings, slope_cap_db=None)
     failures, skipped, done = [], [], 0
     todo = []
     for path, target in pairs:
@@ -302,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the added band within this many dB of the input's envelope continued above the "
                         "cutoff (default: the config's saga_sr.envelope_margin_db; docs/inference.md)")
     p.add_argument("--no-envelope", action="store_true", help="no envelope matching of the added band (the paper)")
+    p.add_argument("--slope-cap-db", type=finite(), default=None,
+                   help="keep the added band at most this many dB above the input's spectrum continued with its own "
+                        "slope (default: the config's saga_sr.slope_cap_db; docs/inference.md)")
+    p.add_argument("--no-slope-cap", action="store_true", help="no slope cap of the added band (the paper)")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
                    help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
                         "its content ends (default: the config's)")
