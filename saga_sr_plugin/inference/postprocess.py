@@ -78,7 +78,8 @@ def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cu
 
 
 def cap_added_band_to_slope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
-                            band_bins: int = 32, fit_range: tuple[float, float] = (0.5, 0.9)) -> float:
+                            band_bins: int = 32, fit_range: tuple[float, float] = (0.5, 0.9),
+                            per_frame: bool = False, smooth_frames: int = 5) -> float:
     """Keep the generated band (bins from ``cutoff_bin`` up) under the input's spectrum continued above the
     cutoff with the slope it has in the octave below, plus ``margin_db``; ``spec_out`` is changed in place.
 
@@ -89,7 +90,9 @@ def cap_added_band_to_slope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cuto
     (the model's timing is kept). A natural spectrum rarely falls more slowly above 4 or 8 kHz than
     just below, while a model that has learnt one level for the top octaves puts hiss 15-50 dB above
     a dull recording's (docs/real_audio.md); a bright input (cymbals, clicks) has a flat slope and
-    keeps its added band. Only lowers, never raises. Returns the mean gain over the bands (dB, <= 0).
+    keeps its added band. Only lowers, never raises. ``per_frame``: the bound moves, frame by frame,
+    with the level of the input's fitted octave (smoothed over ``smooth_frames``), so the added band
+    falls silent where the input does. Returns the mean gain over the bands and frames (dB, <= 0).
     """
     c = cutoff_bin
     if c < 16 or c >= spec_out.shape[-2] - 1:
@@ -101,17 +104,22 @@ def cap_added_band_to_slope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cuto
     x = torch.log2(torch.arange(lo, hi, dtype=torch.float64, device=power_in.device))
     level_at_cutoff = float((10 * torch.log10(power_in[lo:hi].clamp(min=floor))).mean()
                             + slope * (torch.log2(torch.tensor(float(c))) - x.mean()))
-    power_out = spec_out[:, c:].abs().pow(2).mean(dim=(0, 2))  # (bins above c,)
+    if per_frame:   # the bound follows the loudness of the input's octave below the cutoff over time
+        top = _smooth_frames(spec_ref[:, lo:hi].abs().pow(2).mean(dim=(0, 1)), smooth_frames)
+        offset = 10 * torch.log10(top.clamp(min=floor) / top.mean().clamp(min=floor))     # (frames,)
+        power_out = spec_out[:, c:].abs().pow(2).mean(dim=0)                              # (bins above c, frames)
+    else:
+        offset = torch.zeros(1, dtype=power_in.dtype, device=power_in.device)
+        power_out = spec_out[:, c:].abs().pow(2).mean(dim=(0, 2))[:, None]              # (bins above c, 1)
     gains = []
     for start in range(0, power_out.shape[0], band_bins):
         band = slice(start, start + band_bins)
         centre = c + start + min(band_bins, power_out.shape[0] - start) / 2
-        allowed = level_at_cutoff + slope * math.log2(centre / c) + margin_db
-        level = float(10 * torch.log10(power_out[band].mean().clamp(min=floor)))
-        gain = min(0.0, allowed - level)
-        if gain < 0:
-            spec_out[:, c + start:c + start + band_bins] *= 10 ** (gain / 20)
-        gains.append(gain)
+        allowed = level_at_cutoff + slope * math.log2(centre / c) + margin_db + offset
+        level = 10 * torch.log10(power_out[band].mean(dim=0).clamp(min=floor))
+        gain = (allowed - level).clamp(max=0.0)
+        spec_out[:, c + start:c + start + band_bins] *= (10 ** (gain / 20)).to(spec_out.real.dtype)
+        gains.append(float(gain.mean()))
     return sum(gains) / len(gains) if gains else 0.0
 
 
@@ -158,7 +166,7 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
                             hop: int = ROLLOFF_HOP, ratio_rule: str = "cutoff_magnitude",
                             max_added_band_db: float | None = 12.0,
                             envelope_margin_db: float | None = None,
-                            slope_cap_db: float | None = None) -> Replacement:
+                            slope_cap_db: float | None = None, slope_cap_per_frame: bool = False) -> Replacement:
     """Output with bins below ``cutoff_bin`` (default: the input's roll-off bin) taken from the input.
 
     Both are (channels, samples) at the same rate and length (the input already
@@ -180,7 +188,7 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     if envelope_margin_db is not None:
         match_added_band_envelope(spec_out, spec_ref, cutoff_bin, envelope_margin_db)
     if slope_cap_db is not None:
-        cap_added_band_to_slope(spec_out, spec_ref, cutoff_bin, slope_cap_db)
+        cap_added_band_to_slope(spec_out, spec_ref, cutoff_bin, slope_cap_db, per_frame=slope_cap_per_frame)
     gain_db = 0.0
     if max_added_band_db is not None:
         added = spec_out[:, cutoff_bin:].abs().pow(2).sum()

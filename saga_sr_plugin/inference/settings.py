@@ -37,6 +37,8 @@ class UpsampleSettings:
                                                # envelope continued above the cutoff (None: off, the paper)
     slope_cap_db: float | None = None          # keep it at most this many dB above the input's spectrum
                                                # continued with its own slope (None: off, the paper)
+    slope_cap_per_frame: bool = False          # that bound following the input's top octave frame by frame
+                                               # (measured no better on the real-audio validation split)
     batch_size: int | None = None    # windows (of one or several inputs) per sampler batch; None: 8 on a GPU,
                                      # 1 on the CPU (where batching measured ~10 % slower per window)
     seed: int = 0

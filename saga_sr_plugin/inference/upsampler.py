@@ -276,7 +276,8 @@ class Upsampler:
                                                            ratio_rule=settings.lfr_ratio_rule,
                                                            max_added_band_db=settings.max_added_band_db,
                                                            envelope_margin_db=settings.envelope_margin_db,
-                                                           slope_cap_db=settings.slope_cap_db)
+                                                           slope_cap_db=settings.slope_cap_db,
+                                                           slope_cap_per_frame=settings.slope_cap_per_frame)
                         state.ratios.append(replaced.level_ratio)
                         state.gains.append(replaced.band_gain_db)
                         y = replaced.audio

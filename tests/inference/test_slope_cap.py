@@ -52,3 +52,21 @@ def test_the_setting_is_checked():
     assert UpsampleSettings(slope_cap_db=0.0).slope_cap_db == 0.0
     with pytest.raises(ValueError, match="slope_cap_db"):
         UpsampleSettings(slope_cap_db=float("nan"))
+
+
+def test_per_frame_the_bound_follows_the_input_over_time():
+    from saga_sr_plugin.inference.postprocess import _stft, cap_added_band_to_slope
+
+    word = lowpassed(white_noise(1.0), 4000)
+    word[:, SR // 2:] *= 1e-4                                # the second half is (almost) silence
+    hiss = white_noise(1.0, seed=5)                          # the model's hiss stays on
+    spec_out, spec_in = _stft(hiss.double(), 2048, 512), _stft(word.double(), 2048, 512)
+    whole = spec_out.clone()
+    cap_added_band_to_slope(whole, spec_in, CUTOFF_BIN, 3.0)
+    cap_added_band_to_slope(spec_out, spec_in, CUTOFF_BIN, 3.0, per_frame=True)
+
+    def band_db(spec, frames):
+        return 10 * torch.log10(spec[:, 2 * CUTOFF_BIN:, frames].abs().pow(2).mean()).item()
+    speaking, silent = slice(5, 35), slice(55, 80)
+    assert band_db(whole, silent) > band_db(whole, speaking) - 1, "one gain for every frame: the hiss stays on"
+    assert band_db(spec_out, silent) < band_db(spec_out, speaking) - 60, "per frame it goes with the word"
