@@ -8,7 +8,7 @@
 
 1. ``experiments/real_audio_data.py``: Debian's wesnoth music, klettres and ktuberling
    speech cut into 1.49 s 44.1 kHz stereo clips, splits disjoint by speaker (language)
-   and track, band-limited and silent clips skipped (idempotent);
+   and track, silent clips skipped, band-limited references kept for training (idempotent);
 2. a tiny local T5 whose vocabulary holds the two category captions ("speech",
    "orchestral music": no 7 B captioner runs here, and the category is what a user of
    the upsampler knows; see docs/real_audio.md);
@@ -17,6 +17,8 @@
    on 4 val clips every ``--demo-every`` steps in ``seedN/csv/metrics.csv``), the EMA
    weights exported, then ``saga-sr evaluate``'s protocol on ``--test-clips`` held-out
    clips per category at 4 and 8 kHz with the unprocessed and sinc baselines.
+4. with ``--ood DIR`` (``experiments/ood_audio_data.py``), the same trained seeds scored on
+   that whole out-of-domain set as well (``*_ood`` files).
 Writes ``runs/real_audio/{results.md, results.json, lsd_per_file.csv, lsd.png,
 learning_curves.png, seedN/examples/*.wav|png}``.
 """
