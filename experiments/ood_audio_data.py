@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import torch  # noqa: E402
 
-from real_audio_data import SAMPLE_RATE, install_packages  # noqa: E402
+from real_audio_data import SAMPLE_RATE, install_packages, read_stereo_44k  # noqa: E402
 from saga_sr_plugin.data.simulation import bandwidth_hz  # noqa: E402
 
 PACKAGES = ("tuxpaint-stamps-default", "colobot-common-sounds", "frozen-bubble-data", "lomiri-sounds",
@@ -135,9 +135,8 @@ def middle_clip(audio: torch.Tensor, length: int) -> tuple[int, torch.Tensor]:
 
 def build(out: Path, clip_seconds: float, per_category: int, seed: int = 0,
           sources: tp.Sequence[Source] = SOURCES) -> dict:
-    from saga_sr_plugin.data.audio_io import read_audio, write_audio
+    from saga_sr_plugin.data.audio_io import write_audio
     from saga_sr_plugin.data.sidecar import write_sidecar
-    from saga_sr_plugin.data.simulation import BadAudioError
 
     settings = {"clip_seconds": clip_seconds, "per_category": per_category, "seed": seed, "version": 1,
                 "sources": [[s.category, s.package, str(s.folder), list(s.include), list(s.exclude)] for s in sources]}
@@ -154,22 +153,12 @@ def build(out: Path, clip_seconds: float, per_category: int, seed: int = 0,
         for source, path, group in round_robin(items, seed):
             if taken >= per_category:
                 break
-            try:
-                audio, rate = read_audio(path)
-            except (BadAudioError, FileNotFoundError, OSError) as err:
-                skipped["unreadable"] += 1
-                print(f"skipped: {err}", file=sys.stderr)
+            audio = read_stereo_44k(path, skipped)
+            if audio is None:
                 continue
-            if rate < SAMPLE_RATE:
-                skipped[f"below 44.1 kHz ({rate} Hz)"] += 1
-                continue
-            if rate != SAMPLE_RATE:
-                import torchaudio.functional as AF
-                audio = AF.resample(audio, rate, SAMPLE_RATE)
             if audio.shape[-1] < MIN_SECONDS * SAMPLE_RATE:
                 skipped[f"shorter than {MIN_SECONDS} s"] += 1
                 continue
-            audio = audio[:2] if audio.shape[0] >= 2 else audio.expand(2, -1)
             start, piece = middle_clip(audio, length)
             if piece.abs().max() < 1e-3:
                 skipped["silent clip"] += 1

@@ -99,11 +99,31 @@ def kept(name: str, share: float) -> bool:
     return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
+def read_stereo_44k(path: Path, skipped: collections.Counter) -> torch.Tensor | None:
+    """A recording as 44.1 kHz stereo (mono duplicated, higher rates resampled), or None with the reason
+    counted in ``skipped`` (unreadable, below 44.1 kHz: such a file has nothing up there to learn or score)."""
+    from saga_sr_plugin.data.audio_io import read_audio
+    from saga_sr_plugin.data.simulation import BadAudioError
+
+    try:
+        audio, rate = read_audio(path)
+    except (BadAudioError, FileNotFoundError, OSError) as err:
+        skipped["unreadable"] += 1
+        print(f"skipped: {err}", file=sys.stderr)
+        return None
+    if rate < SAMPLE_RATE:
+        skipped[f"below 44.1 kHz ({rate} Hz)"] += 1
+        return None
+    if rate != SAMPLE_RATE:
+        import torchaudio.functional as AF
+        audio = AF.resample(audio, rate, SAMPLE_RATE)
+    return audio[:2] if audio.shape[0] >= 2 else audio.expand(2, -1)
+
+
 def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict = SOURCES,
           band_limited_keep: float = 1.0, min_kept_bandwidth_hz: float = 2000.0) -> dict:
-    from saga_sr_plugin.data.audio_io import list_audio_files, read_audio, write_audio
+    from saga_sr_plugin.data.audio_io import list_audio_files, write_audio
     from saga_sr_plugin.data.sidecar import write_sidecar
-    from saga_sr_plugin.data.simulation import BadAudioError
 
     settings = {"clip_seconds": clip_seconds, "min_bandwidth_hz": min_bandwidth_hz, "version": 3,
                 "band_limited_keep": band_limited_keep, "min_kept_bandwidth_hz": min_kept_bandwidth_hz,
@@ -122,19 +142,9 @@ def build(out: Path, clip_seconds: float, min_bandwidth_hz: float, sources: dict
             for path in list_audio_files(folder):
                 group = f"{package}:{language_of(path, folder, depth)}" if depth is not None else path.stem
                 split = split_of(category, group.split(":")[-1])
-                try:
-                    audio, rate = read_audio(path)
-                except (BadAudioError, FileNotFoundError) as err:
-                    skipped["unreadable"] += 1
-                    print(f"skipped: {err}", file=sys.stderr)
+                audio = read_stereo_44k(path, skipped)
+                if audio is None:
                     continue
-                if rate < SAMPLE_RATE:
-                    skipped[f"below 44.1 kHz ({rate} Hz)"] += 1
-                    continue
-                if rate != SAMPLE_RATE:
-                    import torchaudio.functional as AF
-                    audio = AF.resample(audio, rate, SAMPLE_RATE)
-                audio = audio[:2] if audio.shape[0] >= 2 else audio.expand(2, -1)
                 for start, piece in clips_of(audio, length):
                     if piece.abs().max() < 1e-3:
                         skipped["silent clip"] += 1
