@@ -125,8 +125,9 @@ def _caption(page: Page, mode: str, typed: str, audio: torch.Tensor, rate: int) 
 
 
 def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: UpsampleSettings, name: str,
-         progress: tp.Callable[..., tp.Any] | None) -> tp.Any:
-    """The upsampler with a progress callback per Euler step (over all windows) and the cancel flag."""
+         progress: tp.Callable[..., tp.Any] | None, nyquist_hz: float | None = None) -> tp.Any:
+    """The upsampler with a progress callback per Euler step (over all windows) and the cancel flag;
+    ``nyquist_hz``: the band a simulated input's rate would allow (the Compare tab's cutoff)."""
     page.cancel.clear()
     windows = page.upsampler.window_count(audio.shape[-1] * SAMPLE_RATE // rate, settings)
     total = max(1, windows * settings.steps)
@@ -142,7 +143,8 @@ def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: Ups
                                                  f"({windows} window(s) x {settings.steps} steps)")
 
     try:
-        return page.upsampler.upsample(audio, rate, caption=caption, settings=settings, name=name, on_step=on_step)
+        return page.upsampler.upsample(audio, rate, caption=caption, settings=settings, name=name, on_step=on_step,
+                                       nyquist_hz=nyquist_hz)
     except Cancelled:
         raise _error("cancelled") from None
     except (BadAudioError, ValueError) as err:
@@ -191,7 +193,7 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
         raise _error(f"cutoff {cutoff_hz:.0f} Hz: choose one from 1 to 16 kHz")
     settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr, sampler, schedule)
     lowres = simulate_input(audio, cutoff_hz, seed=int(seed), name=name)
-    result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress)
+    result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress, nyquist_hz=cutoff_hz)
     stem = f"{Path(name).stem}_{cutoff_hz / 1000:g}k"
     files = [write_audio(page.result_path(f"{stem}_{kind}", ".wav"), x, SAMPLE_RATE)
              for kind, x in (("input", lowres), ("output", result.audio), ("reference", audio))]

@@ -67,6 +67,16 @@ def test_bad_input_is_a_one_line_message_in_the_page(page, tmp_path, make, messa
     assert message in str(err.value) and "\n" not in str(err.value) and str(tmp_path) not in str(err.value)
 
 
+def test_the_f_h_box_takes_auto_and_names_a_typo(page, tmp_path):
+    from saga_sr_plugin.interface.gui import upsample_handler
+
+    steps, s_a, s_t, _, *rest = SETTINGS
+    *_, summary, _ = upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", steps, s_a, s_t, "auto", *rest, "wav")
+    assert "(auto, from the input)" in summary
+    with pytest.raises(gr.Error, match="f_h 'autp': a number in \\[0, 1\\] or 'auto'"):
+        upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", steps, s_a, s_t, "autp", *rest, "wav")
+
+
 def test_cancel_stops_the_sampler_at_its_next_step(page, tmp_path):
     from saga_sr_plugin.interface.gui import upsample_handler
 
