@@ -55,11 +55,13 @@ def train_steps(config_path: str, dataset: str, out, precision: str, accelerator
 
 
 # ---------------------------------------------------------------- CPU-side checks
-def test_upsampling_creates_every_tensor_on_a_named_device(demo_model_files):
+@pytest.mark.parametrize("options", [{}, {"target_rolloff": "auto", "slope_cap_db": 3.0},
+                                     {"slope_cap_db": 0.0, "slope_cap_per_frame": True}])
+def test_upsampling_creates_every_tensor_on_a_named_device(demo_model_files, options):
     upsampler = Upsampler.load(*demo_model_files, device="cpu")
     audio = white_noise(0.4, channels=2, seed=1)
     with FactoryDeviceAudit() as audit:
-        result = upsampler.upsample(audio, 16000, caption="a tone", settings=upsampler.settings(steps=2))
+        result = upsampler.upsample(audio, 16000, caption="a tone", settings=upsampler.settings(steps=2, **options))
     assert torch.isfinite(result.audio).all()
     assert audit.violations == [], f"tensors created without a device (they stay on the CPU on a GPU run): " \
                                    f"{sorted(set(audit.violations))}"

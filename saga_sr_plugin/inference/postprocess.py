@@ -30,7 +30,7 @@ import typing as tp
 import torch
 
 from ..data.simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_bin
-from .target_rolloff import spectral_slope_db
+from .target_rolloff import spectral_line_db
 
 
 def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
@@ -99,11 +99,9 @@ def cap_added_band_to_slope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cuto
         return 0.0
     floor = 1e-20
     power_in = spec_ref.abs().pow(2).mean(dim=(0, 2))           # (bins,)
-    slope = spectral_slope_db(power_in.sqrt(), c, fit_range)    # dB per octave (magnitude dB = power dB)
+    # dB per octave and dB at the cutoff (of the magnitude, which are the power's dB)
+    slope, level_at_cutoff = spectral_line_db(power_in.sqrt(), c, fit_range, floor=floor ** 0.5)
     lo, hi = max(1, int(fit_range[0] * c)), int(fit_range[1] * c)
-    x = torch.log2(torch.arange(lo, hi, dtype=torch.float64, device=power_in.device))
-    level_at_cutoff = float((10 * torch.log10(power_in[lo:hi].clamp(min=floor))).mean()
-                            + slope * (torch.log2(torch.tensor(float(c))) - x.mean()))
     if per_frame:   # the bound follows the loudness of the input's octave below the cutoff over time
         top = _smooth_frames(spec_ref[:, lo:hi].abs().pow(2).mean(dim=(0, 1)), smooth_frames)
         offset = 10 * torch.log10(top.clamp(min=floor) / top.mean().clamp(min=floor))     # (frames,)
