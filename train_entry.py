@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--project", default="saga-sr", help="W&B project")
     p.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint")
     p.add_argument("--pretrained-ckpt-path", default=None, help="initialise from exported/ckpt weights")
+    p.add_argument("--allow-config-mismatch", action="store_true",
+                   help="start from --pretrained-ckpt-path weights exported with another model config (refused otherwise)")
     p.add_argument("--pretransform-ckpt-path", default=None, help="VAE weights (else model.pretransform.pretransform_ckpt_path)")
     p.add_argument("--remove-pretransform-weight-norm", default="", choices=["", "pre_load", "post_load"])
     p.add_argument("--batch-size", type=integer(1), default=4, help="per device")
@@ -62,7 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="folder of high-res clips for SR demos and validation LSD (demo default: the demo's val split)")
     p.add_argument("--demo-every", type=integer(0), default=250, help="SR demo / validation LSD interval in steps (0: off)")
     p.add_argument("--demo-count", type=integer(1), default=3, help="clips used for the SR demos")
-    p.add_argument("--demo-steps", type=integer(1), default=None, help="sampler steps for the demos (config default)")
+    p.add_argument("--demo-steps", type=integer(1), default=None,
+                   help="sampler steps for the demos, the final one included (config default)")
+    p.add_argument("--no-final-demo", action="store_true",
+                   help="skip the SR demos written after the export (e.g. for a short resume)")
     p.add_argument("--export", default=None, help="exported EMA weights; default SAVE_DIR/NAME/model.safetensors")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--export-on-interrupt", action="store_true",
@@ -91,13 +96,15 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     import saga_sr_plugin  # noqa: F401  registers the SAGA-SR conditioners
     from saga_sr_plugin.models.weights import CheckpointError
     from saga_sr_plugin.training.export import export_model
-    from saga_sr_plugin.configs import ConfigError, load_json
+    from saga_sr_plugin.configs import ConfigError, load_json, resolve_local_paths
     from saga_sr_plugin.data.demo_assets import ensure_demo_assets
     from saga_sr_plugin.training import assembly
 
     run_dir = Path(args.save_dir) / args.name
     try:
-        model_config = load_json(args.model_config, "model config")
+        # relative local paths (the T5 folder, VAE weights) beside the config first, then the working directory
+        model_config = resolve_local_paths(load_json(args.model_config, "model config"),
+                                           Path(args.model_config).resolve().parent)
         if args.dataset_config is None:
             demo_root = ensure_demo_assets()
             args.dataset_config = DEMO_DATASET_CONFIG
@@ -115,7 +122,8 @@ def main(argv: list[str] | None = None) -> TrainingRun:
             val_dl = assembly.build_dataloader(val_config, args.val_dataset_config, model_config,
                                                args.batch_size, args.num_workers, shuffle=False)
         model = assembly.build_model(model_config, args.model_config, args.pretrained_ckpt_path,
-                                     args.pretransform_ckpt_path, args.remove_pretransform_weight_norm)
+                                     args.pretransform_ckpt_path, args.remove_pretransform_weight_norm,
+                                     args.allow_config_mismatch)
         wrapper = assembly.build_training_wrapper(model_config, model, args.model_config, args.pretrained_ckpt_path)
         if args.ckpt_path:
             assembly.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
@@ -187,14 +195,16 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     if args.no_export or not trainer.is_global_zero:
         return TrainingRun(trainer, wrapper, None)
     export_path = Path(args.export) if args.export else run_dir / "model.safetensors"
-    export_model(wrapper, export_path, model_config)
+    export_model(wrapper, export_path, model_config, config_source=args.model_config)
     print(f"exported EMA weights to {export_path} (config beside it: {export_path.with_suffix('.json')})")
     if interrupt.interrupted:
         raise SystemExit(130)
-    if demo_callback is not None:
+    if demo_callback is not None and not args.no_final_demo:
         from saga_sr_plugin.training.callbacks import write_examples
 
-        examples = demo_callback.run(trainer, wrapper)
+        print(f"final SR demos: {demo_callback.describe()} (--no-final-demo skips them, --demo-steps bounds them)",
+              flush=True)
+        examples = demo_callback.run(trainer, wrapper, progress=True)
         demo_dir = write_examples(examples, run_dir / "demo")
         print(f"SR demos (input / output / reference WAV + spectrogram PNG) in {demo_dir}:")
         print((demo_dir / "README.md").read_text())

@@ -5,7 +5,8 @@ private folder beside the target, ``.saga-tmp-<pid>-<n>/``, and moved over the t
 with ``os.replace`` once complete. The folder's name is short whatever the target's
 (a 250-character output name stays writable), and anything a writer puts beside its
 own file lands in it too (safetensors writes a ``.tmpXXXXXX`` of its own before it
-renames). On an exception (Ctrl-C included) the folder is removed; after a hard kill
+renames). The file gets the mode a plain ``open`` would give it (the umask's), whatever the writer used.
+On an exception (Ctrl-C included) the folder is removed; after a hard kill
 it stays, and the next write to the same folder removes every such leftover whose
 process is gone, and logs what it removed.
 """
@@ -61,6 +62,17 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def default_file_mode() -> int:
+    """The mode a plain ``open`` gives a new file under this process's umask (0o644 under umask 022)."""
+    try:
+        with open("/proc/self/status") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> tp.Iterator[Path]:
     """Yield a temporary path for ``target`` (by default with its suffix, so writers infer the
@@ -73,6 +85,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> tp.Iter
     tmp = private / f"partial{target.suffix if suffix is None else suffix}"
     try:
         yield tmp
+        # writers that stage through mkstemp (safetensors) leave 0600; give the file the usual mode
+        if tmp.is_file() and not tmp.is_symlink():
+            os.chmod(tmp, default_file_mode())
         os.replace(tmp, target)
     finally:
         shutil.rmtree(private, ignore_errors=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import struct
 from pathlib import Path
 
@@ -18,6 +19,30 @@ log = logging.getLogger("saga_sr.audio")
 MIN_SAMPLE_RATE = 4000
 SILENCE_PEAK = 1e-5
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus")
+# Audio containers libsndfile cannot read, by extension, and what they usually hold.
+UNREADABLE_EXTS = {".m4a": "MP4/AAC", ".mp4": "MP4", ".aac": "AAC", ".m4b": "MP4/AAC", ".wma": "WMA",
+                   ".webm": "WebM", ".amr": "AMR", ".ac3": "AC-3", ".ape": "Monkey's Audio", ".mka": "Matroska"}
+
+
+def container_of(path: Path) -> str | None:
+    """The name of an audio format libsndfile cannot read, from the file's first bytes or its extension."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp":
+        return "MP4/M4A (AAC or ALAC)"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"0&\xb2u":
+        return "WMA/ASF"
+    return UNREADABLE_EXTS.get(path.suffix.lower())
+
+
+def convert_hint(path: Path, container: str) -> str:
+    return (f"{path}: {container} audio, which this package's reader (libsndfile) cannot decode; convert it first, "
+            f"e.g. ffmpeg -i {shlex.quote(str(path))} {shlex.quote(str(path.with_suffix('.flac')))}")
 
 
 def list_audio_files(folder: str | os.PathLike, exts: tuple[str, ...] = AUDIO_EXTS, what: str = "folder") -> list[Path]:
@@ -30,8 +55,14 @@ def list_audio_files(folder: str | os.PathLike, exts: tuple[str, ...] = AUDIO_EX
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} not found: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and (p.is_file() or p.is_symlink())
-                  and not any(part.startswith(".saga-tmp-") for part in p.relative_to(folder).parts[:-1]))
+    entries = [p for p in folder.rglob("*") if (p.is_file() or p.is_symlink())
+               and not any(part.startswith(".saga-tmp-") for part in p.relative_to(folder).parts[:-1])]
+    unreadable = [p for p in entries if p.suffix.lower() in UNREADABLE_EXTS]
+    if unreadable:   # never a silent loss: say what was left out and how to get it in
+        log.warning("%s: left out %d file(s) in formats libsndfile cannot decode (%s), e.g. %s; convert them first "
+                    "(ffmpeg -i in.m4a out.flac)", folder, len(unreadable),
+                    ", ".join(sorted({p.suffix.lower() for p in unreadable})), unreadable[0].name)
+    return sorted(p for p in entries if p.suffix.lower() in exts)
 
 
 def wav_promised_frames(path: str | os.PathLike) -> int | None:
@@ -69,6 +100,9 @@ def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     try:
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        container = container_of(path)
+        if container:
+            raise BadAudioError(convert_hint(path, container)) from err
         raise BadAudioError(f"{path}: cannot decode audio ({err}); formats read here: "
                             f"{', '.join(sorted(sf.available_formats()))}") from err
     if data.shape[0] == 0:
@@ -89,6 +123,10 @@ def write_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int, 
     if subtype is None:
         subtype = "PCM_24" if path.suffix.lower() in (".wav", ".flac") else None
     if subtype and subtype.startswith("PCM"):
+        clipped = int((np.abs(data) > 1.0).sum())
+        if clipped:   # never silent: a PCM file cannot hold it
+            log.warning("%s: %d sample(s) above full scale clipped (peak %.2f); write float WAV to keep them",
+                        path, clipped, float(np.abs(data).max()))
         data = np.clip(data, -1.0, 1.0)
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data, sample_rate, subtype=subtype)

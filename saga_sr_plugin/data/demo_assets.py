@@ -9,6 +9,7 @@ randomly initialised T5 encoder with a word-level tokenizer, saved with
 from __future__ import annotations
 
 import json
+import os
 import typing as tp
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..atomic import default_file_mode
 from .sidecar import sidecar_path, write_sidecar
 
 SAMPLE_RATE = 44100
@@ -178,6 +180,9 @@ def save_tiny_t5(folder: Path, d_model: int = 64, seed: int = 0, num_layers: int
     folder.mkdir(parents=True, exist_ok=True)
     T5EncoderModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    for file in folder.iterdir():   # safetensors stages through mkstemp (0600): the usual mode, as for exports
+        if file.is_file():
+            os.chmod(file, default_file_mode())
     return folder
 
 

@@ -35,7 +35,8 @@ from .target_rolloff import spectral_line_db
 
 def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
                               max_boost_db: float = 24.0, band_bins: int = 32, slope_frames: int = 17,
-                              max_slope_db: float = 6.0, floor_quantile: float = 0.05) -> float:
+                              max_slope_db: float = 6.0, floor_quantile: float = 0.05,
+                              edge_frames: int = ROLLOFF_N_FFT // (2 * ROLLOFF_HOP)) -> float:
     """Keep the generated band (bins from ``cutoff_bin`` up) within ``margin_db`` of the input's spectral
     envelope continued above the cutoff, frame by frame; ``spec_out`` is changed in place.
 
@@ -45,10 +46,13 @@ def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cu
     (``floor_quantile``): what lies under the partials (room tone, noise floor) goes on above the
     cutoff. The octave just under the cutoff is not used: the low-pass's own transition dims it
     (a Bessel filter's by several dB). In each band of ``band_bins`` bins (689 Hz) and frame, a
-    generated level more than ``margin_db`` above the envelope is brought down to that bound, one
-    more than ``margin_db`` below is raised to it (by at most ``max_boost_db``). So the added band
+    generated level more than ``margin_db`` above the envelope is brought down to that bound; one
+    more than ``margin_db`` below the envelope drawn from the octave's median bin (not its mean, which
+    a tone's few partials dominate) is raised to it (by at most ``max_boost_db``). So the added band
     rises and falls with the input at a natural spectrum's level, and the model decides the
     detail within the margin; neighbouring windows meet within 2 x ``margin_db`` of each other.
+    A raise stops where the frame's added band would carry more energy than the whole input in
+    that frame.
     Returns the mean gain (dB).
     """
     c = cutoff_bin
@@ -56,6 +60,13 @@ def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cu
         return 0.0
     floor = 1e-12
     power_in = spec_ref.abs().pow(2).mean(0)          # (bins, frames), channels pooled
+    # the first and last frames of a centred STFT hold the reflected padding, whose phase break splatters a
+    # tone over every bin: they would call for a raise nothing in the input asks for (clicks at a window's
+    # ends, issue 29), so they take the envelope of the nearest whole frame
+    if power_in.shape[-1] > 2 * edge_frames:
+        power_in = torch.cat([power_in[:, edge_frames:edge_frames + 1].expand(-1, edge_frames),
+                              power_in[:, edge_frames:-edge_frames],
+                              power_in[:, -edge_frames - 1:-edge_frames].expand(-1, edge_frames)], dim=1)
     power_out = spec_out[:, c:].abs().pow(2).mean(0)
     top, below = power_in[c // 4:c // 2].mean(0), power_in[c // 8:c // 4].mean(0)
     slope = 10 * torch.log10(_smooth_frames(top, slope_frames).clamp(min=floor)
@@ -64,15 +75,27 @@ def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cu
     bins = torch.arange(c, spec_out.shape[-2], dtype=power_in.dtype, device=power_in.device)
     octaves = torch.log2(bins / (0.375 * c))       # above the centre of the anchor octave
     under = torch.quantile(power_in[c // 4:c // 2], floor_quantile, dim=0)
-    target = top[None, :] * 10 ** (slope[None, :] * octaves[:, None] / 10) + under[None, :]
-    target_db = 10 * torch.log10(target.clamp(min=floor))
+    typical = torch.quantile(power_in[c // 4:c // 2], 0.5, dim=0)
+    fall = 10 ** (slope[None, :] * octaves[:, None] / 10)
+    target_db = 10 * torch.log10((top[None, :] * fall + under[None, :]).clamp(min=floor))
+    # a raise aims at the octave's median bin, not its mean: a few loud partials (a tone) say nothing of a
+    # broadband level above the cutoff; for noise-like octaves the two differ by 1.6 dB
+    raise_db = 10 * torch.log10((typical[None, :] * fall + under[None, :]).clamp(min=floor))
     gains = torch.zeros_like(power_out)
     for start in range(0, len(bins), band_bins):
         band = slice(start, start + band_bins)
         level = 10 * torch.log10(power_out[band].mean(0).clamp(min=floor))
-        wanted = target_db[band].mean(0)
-        gain = (wanted + margin_db - level).clamp(max=0) + (wanted - margin_db - level).clamp(min=0, max=max_boost_db)
+        wanted, wanted_raise = target_db[band].mean(0), raise_db[band].mean(0)
+        gain = ((wanted + margin_db - level).clamp(max=0)
+                + (wanted_raise - margin_db - level).clamp(min=0, max=max_boost_db))
         gains[band] = gain
+    # Raising never makes a frame's added band louder than the whole input in that frame (or than the model made
+    # it): a tone's few loud bins, continued as a flat envelope over every bin above the cutoff, would otherwise
+    # become broadband noise several times the tone's energy (a 0.5 sweep came out peaking at 4.1, issue 29).
+    before = power_out.sum(0)
+    after = (power_out * 10 ** (gains / 10)).sum(0)
+    ceiling = torch.maximum(power_in.sum(0), before).clamp(min=floor)
+    gains -= 10 * torch.log10((after / ceiling).clamp(min=1.0))[None, :]
     spec_out[:, c:] *= (10 ** (gains / 20)).to(spec_out.real.dtype)
     return float(gains.mean())
 

@@ -39,13 +39,15 @@ class UpsampleSettings:
                                                # continued with its own slope (None: off, the paper)
     slope_cap_per_frame: bool = False          # that bound following the input's top octave frame by frame
                                                # (measured no better on the real-audio validation split)
+    peak_limit_dbfs: float | None = -0.1       # an output peaking above this is scaled down to it as a whole, with a
+                                               # logged note (None: levels kept; the CLI then writes float WAV)
     batch_size: int | None = None    # windows (of one or several inputs) per sampler batch; None: 8 on a GPU,
                                      # 1 on the CPU (where batching measured ~10 % slower per window)
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("guidance_acoustic", "guidance_text", "schedule_threshold", "max_added_band_db", "envelope_margin_db",
-                     "slope_cap_db"):
+                     "slope_cap_db", "peak_limit_dbfs"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")

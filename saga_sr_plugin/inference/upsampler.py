@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import typing as tp
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class UpsampleResult(tp.NamedTuple):
     lfr_level_ratio: float | None    # mean over windows of the LFR's r (None: LFR off)
     added_band_gain_db: float        # strongest cut the added-band cap applied (0: none)
     target_rolloff: float = 0.9      # the f_h the model was given (the settings', the job's or the auto rule's)
+    peak_gain_db: float = 0.0        # gain applied so the output does not clip (settings.peak_limit_dbfs; 0: none)
 
 
 @dataclasses.dataclass
@@ -68,6 +70,36 @@ class _InFlight:
     ratios: list[float] = dataclasses.field(default_factory=list)
     gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     error: Exception | None = None   # set when a window of this input came out unusable
+
+
+def peak_safe(audio: torch.Tensor, limit_dbfs: float | None) -> tuple[torch.Tensor, float]:
+    """``audio`` scaled as a whole so its peak is at most ``limit_dbfs`` (None: unchanged); and the gain in dB."""
+    peak = float(audio.abs().max()) if audio.numel() else 0.0
+    if limit_dbfs is None or peak <= 10 ** (limit_dbfs / 20):
+        return audio, 0.0
+    gain_db = limit_dbfs - 20 * math.log10(peak)
+    return audio * 10 ** (gain_db / 20), gain_db
+
+
+def short_caption(caption: str, limit: int = 80) -> str:
+    """A caption fit for one log or progress line."""
+    return repr(caption) if len(caption) <= limit else f"{caption[:limit]!r}... ({len(caption)} characters)"
+
+
+MUTED_DB = -120.0   # a cut this deep means the input window was (digitally) silent
+
+
+def added_band_cap_note(gains_db: tp.Sequence[float], cap_db: float | None) -> str:
+    """One line on what ``max_added_band_db`` did to an input's windows, in figures a person can use."""
+    muted = [g for g in gains_db if g <= MUTED_DB]
+    lowered = [g for g in gains_db if MUTED_DB < g < 0]
+    parts = []
+    if lowered:
+        parts.append(f"lowered in {len(lowered)} of {len(gains_db)} window(s) (by {-sum(lowered) / len(lowered):.1f} dB "
+                     f"on average, at most {-min(lowered):.1f} dB)")
+    if muted:
+        parts.append(f"muted in {len(muted)} window(s) where the input is silent")
+    return f"the generated band was {' and '.join(parts)} (max_added_band_db {cap_db:g})" if parts else ""
 
 
 def _find_conditioner(model: torch.nn.Module, kind: type, what: str) -> str:
@@ -105,10 +137,12 @@ class Upsampler:
 
     @classmethod
     def load(cls, model_config_path: str, weights_path: str, device: str = "auto", dtype: str = "float32",
-             captioner: tp.Callable[[torch.Tensor, int], str] | None = None) -> "Upsampler":
+             captioner: tp.Callable[[torch.Tensor, int], str] | None = None,
+             allow_config_mismatch: bool = False) -> "Upsampler":
+        """Config + exported weights (refused when exported with another config, unless ``allow_config_mismatch``)."""
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model, config = load_exported_model(model_config_path, weights_path)
+        model, config = load_exported_model(model_config_path, weights_path, allow_config_mismatch)
         check_saga_sr_block(config.get("saga_sr", {}), model_config_path)
         return cls(model.to(getattr(torch, dtype)), config, device, getattr(torch, dtype), captioner)
 
@@ -159,12 +193,17 @@ class Upsampler:
                                    sampler=settings.sampler, schedule_name=settings.schedule)
         return self.model.pretransform.decode(latent.to(self.dtype)).float()
 
-    def caption_for(self, audio: torch.Tensor, caption: str | None) -> str:
-        if caption is not None:
-            return caption
-        if self.captioner is None:
-            return ""
-        return self.captioner(audio, SAMPLE_RATE)
+    def caption_for(self, audio: torch.Tensor, caption: str | None, name: str = "input") -> str:
+        """The given caption, else the captioner's, else the text null; a caption longer than the text
+        encoder reads is said to be cut (the encoder truncates it silently)."""
+        if caption is None:
+            caption = "" if self.captioner is None else self.captioner(audio, SAMPLE_RATE)
+        text = self.model.conditioner.conditioners[self.text_id]
+        tokens = len(text.tokenizer(caption)["input_ids"]) if caption else 0
+        if tokens > text.max_length:
+            log.warning("%s: the caption has %d tokens; the text encoder reads its first %d, the rest is cut (%s)",
+                        name, tokens, text.max_length, short_caption(caption))
+        return caption
 
     def window_count(self, length: int, settings: UpsampleSettings) -> int:
         """Windows an input of ``length`` samples at 44.1 kHz goes through."""
@@ -214,18 +253,24 @@ class Upsampler:
         else:
             target = float(settings.target_rolloff)
         return _InFlight(job, Crossfader(stereo, self.window, overlap), x.shape[0],
-                         self.caption_for(stereo, job.caption), rolloff, boundary, target)
+                         self.caption_for(stereo, job.caption, job.name), rolloff, boundary, target)
 
     def _finish(self, state: _InFlight, settings: UpsampleSettings) -> UpsampleResult:
         out = state.fader.result()
         if state.channels == 1:
             out = out.mean(dim=0, keepdim=True)
-        if min(state.gains) < 0:
-            log.info("%s: the generated band was limited by up to %.1f dB (max_added_band_db %s)", state.job.name,
-                     min(state.gains), settings.max_added_band_db)
+        message = added_band_cap_note(state.gains[1:], settings.max_added_band_db)
+        if message:
+            log.info("%s: %s", state.job.name, message)
+        out, peak_gain_db = peak_safe(out, settings.peak_limit_dbfs)
+        if peak_gain_db < 0:
+            log.info("%s: the output peaked at %+.1f dBFS; scaled by %.1f dB to %.1f dBFS so it does not clip "
+                     "(saga_sr.peak_limit_dbfs; --no-peak-limit keeps the level and writes float WAV)", state.job.name,
+                     settings.peak_limit_dbfs - peak_gain_db, peak_gain_db, settings.peak_limit_dbfs)
         ratio = sum(state.ratios) / len(state.ratios) if state.ratios else None
         return UpsampleResult(out, SAMPLE_RATE, state.caption, state.rolloff / ROLLOFF_BINS,
-                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains), state.target_rolloff)
+                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains), state.target_rolloff,
+                              peak_gain_db)
 
     def upsample_many(self, jobs: tp.Iterable[UpsampleJob], settings: UpsampleSettings | None = None,
                       progress: bool = False, on_step: tp.Callable[[int], None] | None = None

@@ -44,6 +44,11 @@ def finite(minimum: float | None = None, maximum: float | None = None) -> tp.Cal
     return parse
 
 
+# Roll-off words and the command each belongs to, for a word given to the wrong one.
+ROLLOFF_WORDS = {"auto": "upsample and evaluate (f_h from each input)",
+                 "oracle": "saga-sr evaluate only (each reference's own roll-off; an input to upsample has no reference)"}
+
+
 def rolloff_choice(*words: str) -> tp.Callable[[str], float | str]:
     """A normalised roll-off in [0, 1], or one of ``words`` (``auto``: from each input; ``oracle``: the reference's)."""
     number = finite(0.0, 1.0)
@@ -51,6 +56,9 @@ def rolloff_choice(*words: str) -> tp.Callable[[str], float | str]:
     def parse(text: str) -> float | str:
         if text in words:
             return text
+        if text in ROLLOFF_WORDS:
+            raise argparse.ArgumentTypeError(f"{text!r} belongs to {ROLLOFF_WORDS[text]}; here: a number in [0, 1] "
+                                             f"or {', '.join(words)}")
         try:
             return number(text)
         except argparse.ArgumentTypeError as err:
@@ -66,12 +74,18 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
+def add_mismatch_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-config-mismatch", action="store_true",
+                   help="load weights exported with another model config than the one given (refused otherwise)")
+
+
 def add_gui_arguments(p: argparse.ArgumentParser) -> None:
     """``saga-sr gui``'s flags (here, so ``--help`` needs no model code)."""
     p.add_argument("--model-config", default=None)
     p.add_argument("--weights", default=None, help="exported weights (.safetensors or .ckpt)")
     p.add_argument("--pretrained-name", default=None,
                    help="instead of the two above: a folder an export wrote, or a hub repository with the same files")
+    add_mismatch_argument(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--caption-model", default=None, help="Qwen2-Audio for the 'captioner' caption mode "

@@ -16,13 +16,13 @@ import sys
 import typing as tp
 from pathlib import Path
 
-from .args import DefaultsHelpFormatter, add_gui_arguments, finite, integer, rolloff_choice
+from .args import DefaultsHelpFormatter, add_gui_arguments, add_mismatch_argument, finite, integer, rolloff_choice
 
 
 def _export(args: argparse.Namespace) -> int:
     from ..training.export import export_checkpoint
 
-    out = export_checkpoint(args.model_config, args.ckpt_path, args.output)
+    out = export_checkpoint(args.model_config, args.ckpt_path, args.output, overwrite=args.overwrite)
     print(f"exported EMA weights to {out}")
     return 0
 
@@ -94,7 +94,7 @@ def _upsample(args: argparse.Namespace) -> int:
     from ..data.simulation import BadAudioError
     from ..evaluation.plots import save_spectrograms
     from ..inference.settings import UpsampleSettings
-    from ..inference.upsampler import Upsampler, UpsampleJob
+    from ..inference.upsampler import Upsampler, UpsampleJob, short_caption
     from tqdm.auto import tqdm
 
     pairs = plan_outputs(args.inputs, args.output_dir, args.format)
@@ -115,6 +115,8 @@ def _upsample(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, envelope_margin_db=None)
     if args.no_slope_cap:
         settings = dataclasses.replace(settings, slope_cap_db=None)
+    if args.no_peak_limit:
+        settings = dataclasses.replace(settings, peak_limit_dbfs=None)
     failures, skipped, done = [], [], 0
     todo = []
     for path, target in pairs:
@@ -126,7 +128,8 @@ def _upsample(args: argparse.Namespace) -> int:
     if not todo:
         print(summary_line("upsampled", done, len(pairs), failures, skipped))
         return 0
-    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype)
+    upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype,
+                               allow_config_mismatch=args.allow_config_mismatch)
     if args.caption is None and not args.no_caption:
         from ..captioning.qwen2_audio import Captioner
 
@@ -141,14 +144,18 @@ def _upsample(args: argparse.Namespace) -> int:
         try:
             if isinstance(result, Exception):
                 raise result
-            write_audio(target, result.audio, result.sample_rate)
+            float_wav = target.suffix == ".wav" and float(result.audio.abs().max()) > 1.0
+            write_audio(target, result.audio, result.sample_rate, subtype="FLOAT" if float_wav else None)
         except (BadAudioError, FileNotFoundError, OSError, RuntimeError) as err:
             failures.append(path)
             tqdm.write(f"error: {err}", file=sys.stderr)  # on its own line, not after the progress bar
             continue
         done += 1
         tqdm.write(f"{path} -> {target}: input cutoff {result.input_cutoff_hz:.0f} Hz, "
-                   f"f_l {result.input_rolloff:.3f}, f_h {result.target_rolloff:.3f}, caption {result.caption!r}")
+                   f"f_l {result.input_rolloff:.3f}, f_h {result.target_rolloff:.3f}, caption "
+                   f"{short_caption(result.caption)}"
+                   + (f"; scaled by {result.peak_gain_db:.1f} dB so it does not clip" if result.peak_gain_db < 0 else "")
+                   + ("; written as float WAV (peak above 0 dBFS)" if float_wav else ""))
         if args.plot:
             audio, sr = read_audio(path)
             png = save_spectrograms(target.with_suffix(".png"), [(f"input ({sr} Hz)", audio, sr),
@@ -181,7 +188,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.weights:
         from ..inference.upsampler import Upsampler
 
-        upsampler = Upsampler.load(args.model_config, args.weights, args.device)
+        upsampler = Upsampler.load(args.model_config, args.weights, args.device,
+                                   allow_config_mismatch=args.allow_config_mismatch)
         oracle = args.target_rolloff == "oracle"
         settings = upsampler.settings(steps=args.steps, seed=args.seed,
                                       target_rolloff=None if oracle else args.target_rolloff,
@@ -271,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-config", required=True)
     p.add_argument("--ckpt-path", required=True)
     p.add_argument("-o", "--output", default="model.safetensors", help=".safetensors, or .ckpt for torch.save")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output and its .json")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("upsample", help="upsample audio files to 44.1 kHz",
@@ -279,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-dir", default="outputs")
     p.add_argument("--model-config", required=True)
     p.add_argument("--weights", required=True, help="exported weights (.safetensors or .ckpt)")
+    add_mismatch_argument(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--steps", type=integer(1), default=None,
@@ -309,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the added band at most this many dB above the input's spectrum continued with its own "
                         "slope (default: the config's saga_sr.slope_cap_db; docs/inference.md)")
     p.add_argument("--no-slope-cap", action="store_true", help="no slope cap of the added band (the paper)")
+    p.add_argument("--no-peak-limit", action="store_true",
+                   help="keep the output's level even above 0 dBFS (a .wav is then written as float, which does not "
+                        "clip); default: an output peaking above saga_sr.peak_limit_dbfs is scaled down to it")
     p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
                    help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
                         "its content ends (default: the config's)")
@@ -363,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", nargs="*", help="folders of system outputs laid out as CUTOFF/<relative path>.wav")
     p.add_argument("--model-config", default=None)
     p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
+    add_mismatch_argument(p)
     p.add_argument("--cutoffs", type=finite(1000.0, 22050.0), nargs="+", default=[4000, 8000])
     p.add_argument("--steps", type=integer(1), default=None,
                    help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "

@@ -15,15 +15,21 @@ accordion, results as players and spectrogram images. Two tabs:
 
 The handlers are plain functions (tests call them directly); bad input is a one-line
 ``gr.Error`` with the CLI's message, never a traceback. Requests queue (one at a time:
-one model). Results go to a private temporary folder, removed when the app closes, and
-Gradio's own cache is cleaned hourly.
+one model). Results and Gradio's own upload cache live in one private temporary folder, removed
+when the server stops (Ctrl-C or SIGTERM, how services are stopped).
+
+The served page reads only what reached it through its own upload: Gradio refuses a request
+naming a file outside its upload folder, and the handlers refuse it again (:func:`uploaded_only`),
+so a visitor cannot have the server read one of its files, whatever the Gradio release.
 """
 from __future__ import annotations
 
 import argparse
 import atexit
 import dataclasses
+import os
 import shutil
+import signal
 import tempfile
 import threading
 import typing as tp
@@ -32,7 +38,7 @@ from pathlib import Path
 import torch
 
 from ..configs import ConfigError
-from ..data.audio_io import prepare_input, read_audio, write_audio
+from ..data.audio_io import prepare_input, read_audio, wav_promised_frames, write_audio
 from ..data.simulation import SAMPLE_RATE, BadAudioError
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
@@ -85,6 +91,12 @@ def _read_input(page: Page, path: str | None, what: str = "input") -> tuple[torc
         audio, rate = read_audio(path)
     except (BadAudioError, FileNotFoundError, OSError) as err:
         raise _error(str(err).replace(str(Path(path).parent) + "/", "")) from None
+    promised = wav_promised_frames(path)
+    if promised is not None and promised > audio.shape[-1]:
+        import gradio as gr
+
+        gr.Warning(f"{Path(path).name} is truncated: its header promises {promised / rate:.2f} s, the file holds "
+                   f"{audio.shape[-1] / rate:.2f} s; the {audio.shape[-1] / rate:.2f} s are used")
     if audio.shape[-1] / rate > page.max_seconds:
         raise _error(f"{Path(path).name}: {audio.shape[-1] / rate:.0f} s is longer than this page accepts "
                      f"({page.max_seconds:.0f} s, --max-seconds); use saga-sr upsample for long files")
@@ -173,7 +185,8 @@ def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_capt
                f"cutoff {result.input_cutoff_hz:.0f} Hz (f_l {result.input_rolloff:.3f}); {settings.sampler}, "
                f"{settings.steps} steps, "
                f"s_a {settings.guidance_acoustic}, s_t {settings.guidance_text}, f_h {result.target_rolloff:.3f}"
-               + (" (auto, from the input)" if settings.target_rolloff == AUTO else "") + ".")
+               + (" (auto, from the input)" if settings.target_rolloff == AUTO else "") + "."
+               + (f" Scaled by {result.peak_gain_db:.1f} dB so it does not clip." if result.peak_gain_db < 0 else ""))
     return str(path), str(out), str(png), summary, caption
 
 
@@ -209,8 +222,25 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
     return str(files[0]), str(files[1]), str(files[2]), str(png), table
 
 
+def uploaded_only(path: str | None) -> str | None:
+    """``path`` if it lies in Gradio's upload folder (where the page's own uploads land), else a one-line refusal.
+
+    A request to the served page may name any path in its file entry; Gradio's preprocessing
+    refuses those outside its upload folder, and this check repeats that rule in the page's
+    own code, so it holds on every Gradio release and names the refusal.
+    """
+    if not path:
+        return path
+    from gradio.utils import get_upload_folder
+
+    folder = os.path.realpath(get_upload_folder())
+    if os.path.commonpath([folder, os.path.realpath(path)]) != folder:
+        raise _error(f"refused {Path(path).name!r}: this page reads only files uploaded through it")
+    return path
+
+
 def build_app(page: Page):
-    """The ``gr.Blocks`` page over ``page`` (not launched)."""
+    """The ``gr.Blocks`` page over ``page`` (not launched); its handlers read only uploaded files."""
     import gradio as gr
 
     d = page.defaults
@@ -249,7 +279,8 @@ def build_app(page: Page):
                     figure = gr.Image(type="filepath", label="spectrograms", elem_id="spectrograms")
                     summary = gr.Markdown()
                     used = gr.Textbox(label="caption used", interactive=False)
-            event = run.click(lambda *a, progress=gr.Progress(): upsample_handler(page, *a, progress=progress),
+            event = run.click(lambda path, *a, progress=gr.Progress():
+                              upsample_handler(page, uploaded_only(path), *a, progress=progress),
                               [source, mode, typed, *controls, fmt], [heard, output, figure, summary, used],
                               api_name="upsample")
             stop.click(page.cancel.set, None, None, cancels=[event], api_name=False)
@@ -268,7 +299,8 @@ def build_app(page: Page):
                     ref_c = gr.Audio(type="filepath", label="reference", interactive=False)
                     figure_c = gr.Image(type="filepath", label="spectrograms")
                     scores = gr.Markdown()
-            run_c.click(lambda *a, progress=gr.Progress(): compare_handler(page, *a, progress=progress),
+            run_c.click(lambda path, *a, progress=gr.Progress():
+                        compare_handler(page, uploaded_only(path), *a, progress=progress),
                         [reference, cutoff, typed_c, *controls_c], [low, out_c, ref_c, figure_c, scores],
                         api_name="compare")
     app.queue(default_concurrency_limit=1)
@@ -304,25 +336,34 @@ def load_page(args: argparse.Namespace) -> Page:
         raise ConfigError("saga-sr gui needs --model-config and --weights, or --pretrained-name")
     if bool(args.username) != bool(args.password):
         raise ConfigError("--username and --password go together")
-    upsampler = Upsampler.load(config, weights, args.device, args.dtype)
+    upsampler = Upsampler.load(config, weights, args.device, args.dtype,
+                               allow_config_mismatch=args.allow_config_mismatch)
     captioner = None
     model_name = args.caption_model or upsampler.model_config.get("saga_sr", {}).get("caption_model")
     if model_name:
         from ..captioning.qwen2_audio import Captioner
 
         captioner = Captioner.load(model_name, device=args.device).caption_one
-    out_dir = Path(tempfile.mkdtemp(prefix="saga-sr-gui-"))
+    out_dir = Path(tempfile.mkdtemp(prefix="saga-sr-gui-", dir=os.environ.get("GRADIO_TEMP_DIR")))
     atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
     return Page(upsampler, out_dir, args.max_seconds, captioner)
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Load, build and serve the page until Ctrl-C or SIGTERM; then remove its folder, uploads included."""
     page = load_page(args)
+    # Gradio's uploads and cache inside the page's own folder (read by Gradio when the app is built)
+    os.environ["GRADIO_TEMP_DIR"] = str(page.out_dir / "gradio")
     app = build_app(page)
     auth = (args.username, args.password) if args.username else None
+    # SIGTERM takes Ctrl-C's path: Gradio closes the server, the finally below removes the folder
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app.launch(server_name=args.listen, server_port=args.port, auth=auth, share=args.share, show_error=True)
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(page.out_dir, ignore_errors=True)
     return 0
 

@@ -66,9 +66,16 @@ def _resolve_t5_source(name_or_path: str) -> str:
     """Local directories win; anything else is a hub name (checked by transformers)."""
     expanded = os.path.expanduser(name_or_path)
     if os.path.isdir(expanded):
+        unreadable = [f for f in sorted(os.listdir(expanded))
+                      if os.path.isfile(os.path.join(expanded, f)) and not os.access(os.path.join(expanded, f), os.R_OK)]
+        if unreadable:
+            raise PermissionError(f"T5 text encoder {name_or_path}: permission denied reading {', '.join(unreadable)}: "
+                                  "ask its owner to make the files readable (chmod a+r)")
         return expanded
-    if os.sep in name_or_path and name_or_path.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"T5 text encoder directory not found: {name_or_path}")
+    if os.sep in name_or_path and (name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1):
+        # a hub id is "owner/name": more parts (or an explicit path) can only be a folder
+        raise FileNotFoundError(f"T5 text encoder directory not found: {name_or_path} (relative paths in a model "
+                                "config are looked up beside the config file, then in the working directory)")
     return name_or_path
 
 

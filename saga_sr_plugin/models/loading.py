@@ -15,7 +15,7 @@ from stable_audio_tools.models.factory import create_model_from_config, create_p
 from ..configs import ConfigError, load_json, resolve_local_paths
 from . import registry  # noqa: F401  (plugin types must be registered before the factory runs)
 from .checks import check_model_config
-from .weights import CheckpointMismatchError, check_state_dict_fits, read_weights
+from .weights import CheckpointMismatchError, check_same_model, check_state_dict_fits, read_weights
 
 
 def read_model_config(model_config_path: str) -> dict:
@@ -26,17 +26,23 @@ def read_model_config(model_config_path: str) -> dict:
     return model_config
 
 
-def load_exported_model(model_config_path: str, weights_path: str) -> tuple[nn.Module, dict]:
-    """The official factory's model with exported weights loaded strictly; returns (model, config)."""
+def load_exported_model(model_config_path: str, weights_path: str,
+                        allow_config_mismatch: bool = False) -> tuple[nn.Module, dict]:
+    """The official factory's model with exported weights loaded strictly; returns (model, config).
+
+    Weights exported with another model config are refused even where the shapes fit
+    (``models.weights.check_same_model``), unless ``allow_config_mismatch``.
+    """
     model_config = read_model_config(model_config_path)
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"model weights not found: {weights_path}")
-    model = create_model_from_config(model_config)
     state_dict = read_weights(weights_path)
     if any(k.startswith("diffusion.") for k in state_dict):  # a Lightning checkpoint, not an export
         raise CheckpointMismatchError(
             f"{weights_path} is a training checkpoint; export it first: "
             f"saga-sr export --model-config {model_config_path} --ckpt-path {weights_path} -o model.safetensors")
+    check_same_model(weights_path, model_config, model_config_path, allow_config_mismatch)
+    model = create_model_from_config(model_config)
     check_state_dict_fits(model, state_dict, weights_path, model_config_path)
     model.load_state_dict(state_dict)
     return model.eval().requires_grad_(False), model_config

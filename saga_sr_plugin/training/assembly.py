@@ -30,7 +30,7 @@ from ..data.dataset_config import resolve_dataset_config
 from ..inference.settings import check_saga_sr_block
 from ..models.checks import check_model_config
 from ..models.loading import load_pretransform_weights
-from ..models.weights import check_state_dict_fits, read_checkpoint, read_weights
+from ..models.weights import check_same_model, check_state_dict_fits, read_checkpoint, read_weights
 from . import arc
 from .export import embed_config
 
@@ -135,7 +135,9 @@ def check_pre_encoded_data(dataset_config: dict, source: str, model_config: dict
 
 def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | None = None,
                 pretransform_ckpt_path: str | None = None,
-                remove_pretransform_weight_norm: str = "") -> torch.nn.Module:
+                remove_pretransform_weight_norm: str = "", allow_config_mismatch: bool = False) -> torch.nn.Module:
+    """The official factory's model; ``pretrained_ckpt_path`` must come from the same model config
+    (``models.weights.check_same_model``) unless ``allow_config_mismatch``."""
     check_model_config(model_config, source)
     check_saga_sr_block(model_config.get("saga_sr", {}), source)
     if arc.is_arc(model_config):
@@ -144,6 +146,10 @@ def build_model(model_config: dict, source: str, pretrained_ckpt_path: str | Non
             raise ConfigError(f"{source}: training.arc post-trains a trained SAGA-SR model: pass its exported weights "
                               "with --pretrained-ckpt-path (the student, the teacher and the discriminator's base all "
                               "start from them)")
+    if pretrained_ckpt_path:
+        if not os.path.isfile(pretrained_ckpt_path):
+            raise FileNotFoundError(f"--pretrained-ckpt-path not found: {pretrained_ckpt_path}")
+        check_same_model(pretrained_ckpt_path, model_config, source, allow_config_mismatch)
     model = create_model_from_config(model_config)
     if pretrained_ckpt_path:
         copy_state_dict(model, read_weights(pretrained_ckpt_path))

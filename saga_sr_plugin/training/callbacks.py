@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from tqdm.auto import tqdm
 
 from ..data.audio_io import write_audio
 from ..data.simulation import SAMPLE_RATE, rolloff_ratio
@@ -58,22 +59,26 @@ class SRExample(tp.NamedTuple):
 
 def run_sr_examples(upsampler: Upsampler, references: tp.Sequence[tuple[str, torch.Tensor, str]],
                     cutoffs: tp.Sequence[float], steps: int | None = None, seed: int = 0,
-                    settings: UpsampleSettings | None = None, oracle: bool = False,
+                    settings: UpsampleSettings | None = None, oracle: bool = False, progress: bool = False,
                     **settings_overrides: tp.Any) -> list[SRExample]:
     """Upsample each (name, reference, caption) simulated at each cutoff, with ``settings`` (default: the
     model config's, with ``steps``, ``seed`` and the other overrides that are not None); each input is
-    told its cutoff as its rate's limit, and ``oracle`` gives it the reference's own roll-off as f_h."""
+    told its cutoff as its rate's limit, and ``oracle`` gives it the reference's own roll-off as f_h.
+    ``progress``: one bar over all sampler steps of all windows."""
     examples = []
     settings = settings or upsampler.settings(steps=steps, seed=seed, **settings_overrides)
     overlap = upsampler.overlap_samples(settings)
-    for name, ref, caption in references:
-        for cutoff in cutoffs:
-            lowres = simulate_input(ref, cutoff, seed=seed, name=name)
-            out = upsampler.upsample(lowres, SAMPLE_RATE, caption=caption, settings=settings, nyquist_hz=cutoff,
-                                     target_rolloff=rolloff_ratio(ref) if oracle else None).audio
-            examples.append(SRExample(name, cutoff, lowres, out, ref, lsd(out, ref)["lsd"], lsd(lowres, ref)["lsd"],
-                                      added_band_levels(out, ref, cutoff),
-                                      tuple(window_boundary_steps(out, ref, cutoff, upsampler.window, overlap))))
+    total = len(cutoffs) * sum(upsampler.window_count(ref.shape[-1], settings) for _, ref, _ in references) * settings.steps
+    with tqdm(total=total, desc="SR demos", unit="window-step", disable=not progress) as bar:
+        for name, ref, caption in references:
+            for cutoff in cutoffs:
+                lowres = simulate_input(ref, cutoff, seed=seed, name=name)
+                out = upsampler.upsample(lowres, SAMPLE_RATE, caption=caption, settings=settings, nyquist_hz=cutoff,
+                                         target_rolloff=rolloff_ratio(ref) if oracle else None,
+                                         on_step=bar.update).audio
+                examples.append(SRExample(name, cutoff, lowres, out, ref, lsd(out, ref)["lsd"], lsd(lowres, ref)["lsd"],
+                                          added_band_levels(out, ref, cutoff),
+                                          tuple(window_boundary_steps(out, ref, cutoff, upsampler.window, overlap))))
     return examples
 
 
@@ -122,11 +127,17 @@ class SRDemoCallback(pl.Callback):
         self.media = media
         self.last_step = -1
 
+    def describe(self) -> str:
+        """What :meth:`run` does, for the line printed before a run nobody should mistake for a hang."""
+        steps = self.steps or UpsampleSettings.from_config(self.model_config).steps
+        return (f"{len(self.examples)} clip(s) x {len(self.cutoffs)} cutoff(s), {steps} sampler steps per window "
+                f"({', '.join(f'{c / 1000:g} kHz' for c in self.cutoffs)})")
+
     @torch.no_grad()
-    def run(self, trainer: pl.Trainer, wrapper: pl.LightningModule) -> list[SRExample]:
+    def run(self, trainer: pl.Trainer, wrapper: pl.LightningModule, progress: bool = False) -> list[SRExample]:
         with ema_model_for_inference(wrapper) as model:
             upsampler = Upsampler(model, self.model_config, device=wrapper.device, prepare=False)
-            return run_sr_examples(upsampler, self.examples, self.cutoffs, self.steps)
+            return run_sr_examples(upsampler, self.examples, self.cutoffs, self.steps, progress=progress)
 
     def on_train_batch_end(self, trainer, wrapper, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

@@ -72,3 +72,61 @@ def test_the_content_edge_ignores_a_resamplers_leak_above_a_cliff():
     edge_hz = content_edge_bin(summed_magnitude(band_limited + leak)) * SR / 2048
     assert 3800 < edge_hz < 4300
     assert content_edge_bin(summed_magnitude(white_noise(1.0, seed=7))) > 1000, "a full-band input has no cliff"
+
+
+# ---------------------------------------------------------------- outputs do not clip (issue 29, item 3)
+def _tone_and_model_band(tone: torch.Tensor, level: float = 0.01) -> torch.Tensor:
+    """A stand-in model output: the tone, plus noise above 2 kHz at ``level`` rms (what a model adds)."""
+    noise = torch.randn(tone.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    spectrum = torch.fft.rfft(noise)
+    spectrum[..., torch.fft.rfftfreq(tone.shape[-1], 1 / SR) < 2000] = 0
+    band = torch.fft.irfft(spectrum, n=tone.shape[-1])
+    return tone + band / band.pow(2).mean().sqrt() * level
+
+
+@pytest.mark.parametrize("kind", ["sine", "sweep"])
+def test_envelope_matching_adds_no_broadband_band_a_tone_does_not_ask_for(kind):
+    from saga_sr_plugin.inference.postprocess import replace_low_frequencies
+
+    t = torch.arange(32768, dtype=torch.float64) / SR
+    phase = 1000 * t if kind == "sine" else 2000 * t + 3000 * t ** 2     # a sweep from 2 to 4 kHz
+    tone = (0.5 * torch.sin(2 * math.pi * phase)).repeat(2, 1)
+    cutoff = 67 if kind == "sine" else 200   # bins: 1.4 kHz (the sine's detected edge), 4.3 kHz
+    out = replace_low_frequencies(_tone_and_model_band(tone), tone, cutoff_bin=cutoff, ratio_rule="output_to_input",
+                                  envelope_margin_db=1.5).audio
+    # before: the tone's mean bin power continued over every bin above the cutoff as noise (peak 2.4), and the
+    # reflected padding of the STFT's end frames raised clicks there
+    assert out.abs().max() < 0.6, float(out.abs().max())
+    assert max(out[:, :200].abs().max(), out[:, -200:].abs().max()) < 0.6
+
+
+def test_peak_safe_scales_only_what_would_clip():
+    from saga_sr_plugin.inference.upsampler import peak_safe
+
+    x = torch.tensor([[0.5, -2.0, 1.0]])
+    y, gain = peak_safe(x, -0.1)
+    assert abs(float(y.abs().max()) - 10 ** (-0.1 / 20)) < 1e-6 and abs(gain - (-0.1 - 20 * math.log10(2))) < 1e-9
+    assert peak_safe(0.4 * x, -0.1)[1] == 0.0 and torch.equal(peak_safe(x, None)[0], x)
+
+
+def test_a_loud_model_output_is_scaled_with_a_note_or_written_as_float(demo_model_files, tmp_path, monkeypatch,
+                                                                        caplog, capsys):
+    import soundfile as sf
+
+    from saga_sr_plugin.interface import cli
+
+    def too_loud(self, windows, captions, settings, seeds, progress=False, on_step=None, target_rolloffs=None):
+        return torch.stack([3.0 * w.float() for w in windows])     # a model whose output is 3x the input
+    monkeypatch.setattr(Upsampler, "generate_windows", too_loud)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, 0.9 * torch.sin(torch.arange(16000) / 16000 * 2 * math.pi * 440).numpy(), 16000)
+    args = [str(wav), "--model-config", demo_model_files[0], "--weights", demo_model_files[1], "--no-caption",
+            "--steps", "2", "--no-lfr"]
+    with caplog.at_level("INFO"):
+        assert cli.main(["upsample", *args, "-o", str(tmp_path / "a")]) == 0
+    scaled, _ = sf.read(tmp_path / "a" / "in_saga_sr.wav")
+    assert 0.95 < abs(scaled).max() <= 1.0 and "so it does not clip" in caplog.text + capsys.readouterr().out
+    assert cli.main(["upsample", *args, "-o", str(tmp_path / "b"), "--no-peak-limit"]) == 0
+    info = sf.info(tmp_path / "b" / "in_saga_sr.wav")
+    kept, _ = sf.read(tmp_path / "b" / "in_saga_sr.wav")
+    assert info.subtype == "FLOAT" and abs(kept).max() > 2.0

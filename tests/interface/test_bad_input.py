@@ -120,3 +120,92 @@ def test_a_model_config_that_is_not_an_object_is_one_line(content, tmp_path, cap
                     "--weights", "w")
     line = one_line_error(capsys.readouterr().err)
     assert code == 2 and f"model config {path} must hold a JSON object" in line
+
+
+# ---------------------------------------------------------------- hardening, round three (issue 29)
+def test_oracle_on_upsample_says_it_belongs_to_evaluate(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["upsample", str(tmp_path / "a.wav"), "--model-config", "c.json", "--weights", "w",
+                  "--target-rolloff", "oracle"])
+    err = capsys.readouterr().err
+    assert "'oracle' belongs to saga-sr evaluate only" in err and "not a number" not in err
+
+
+def test_an_m4a_file_is_named_with_its_format_and_the_ffmpeg_fix(demo_model_files, tmp_path, capsys):
+    m4a = tmp_path / "voice.m4a"
+    m4a.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + bytes(64))   # an MP4 container's first box
+    code = upsample(str(m4a), "-o", str(tmp_path / "out"), "--model-config", demo_model_files[0],
+                    "--weights", demo_model_files[1])
+    err = capsys.readouterr().err
+    assert code == 1 and "MP4/M4A" in err and "ffmpeg -i" in err and "voice.flac" in err, err
+
+
+def test_a_folder_with_m4a_files_says_what_it_left_out(tmp_path, caplog):
+    from saga_sr_plugin.data.audio_io import list_audio_files
+
+    write_wav(tmp_path / "a.wav")
+    (tmp_path / "b.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+    with caplog.at_level("WARNING"):
+        assert [p.name for p in list_audio_files(tmp_path)] == ["a.wav"]
+    assert "left out 1 file(s)" in caplog.text and ".m4a" in caplog.text
+
+
+def test_a_truncated_wav_is_said_to_be_truncated(demo_model_files, tmp_path, caplog):
+    full = write_wav(tmp_path / "full.wav", seconds=3.0)
+    data = full.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[:len(data) // 5])
+    with caplog.at_level("WARNING"):
+        code = upsample(str(tmp_path / "cut.wav"), "-o", str(tmp_path / "out"), "--model-config", demo_model_files[0],
+                        "--weights", demo_model_files[1])
+    assert code == 0 and "truncated: the header promises 3.000 s" in caplog.text
+
+
+def test_a_long_caption_is_said_to_be_cut_and_printed_short(demo_model_files, tmp_path, capsys, caplog):
+    wav = write_wav(tmp_path / "a.wav")
+    caption = "a bright saw tone " * 1200   # 21,600 characters, far beyond the demo T5's 16 tokens
+    with caplog.at_level("WARNING"):
+        code = cli.main(["upsample", str(wav), "-o", str(tmp_path / "out"), "--model-config", demo_model_files[0],
+                         "--weights", demo_model_files[1], "--steps", "2", "--caption", caption])
+    out = capsys.readouterr()
+    assert code == 0 and "the text encoder reads its first 16, the rest is cut" in caplog.text
+    assert caption not in out.out + out.err and "(21600 characters)" in out.out
+
+
+def test_the_added_band_cap_is_reported_in_usable_figures():
+    from saga_sr_plugin.inference.upsampler import added_band_cap_note
+
+    note = added_band_cap_note([0.0, -3.0, -9.0, -240.0], 12.0)
+    assert note == ("the generated band was lowered in 2 of 4 window(s) (by 6.0 dB on average, at most 9.0 dB) and "
+                    "muted in 1 window(s) where the input is silent (max_added_band_db 12)")
+    assert added_band_cap_note([0.0, 0.0], 12.0) == "" and "-240" not in note
+
+
+def test_export_keeps_an_existing_output_unless_overwrite(config_file, tmp_path, capsys):
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"precious")
+    ckpt = tmp_path / "r.ckpt"
+    torch.save({"state_dict": {}}, ckpt)
+    code = cli.main(["export", "--model-config", config_file, "--ckpt-path", str(ckpt), "-o", str(target)])
+    line = one_line_error(capsys.readouterr().err)
+    assert code == 2 and "already exist" in line and "--overwrite" in line and target.read_bytes() == b"precious"
+    code = cli.main(["export", "--model-config", config_file, "--ckpt-path", str(ckpt), "-o", str(target),
+                     "--overwrite"])
+    assert code == 2 and "do not fit" in capsys.readouterr().err   # past the guard: the empty checkpoint is refused
+
+
+def test_a_relative_t5_path_resolves_beside_the_config_from_any_folder(tmp_path, monkeypatch, tiny_t5, dataset):
+    import shutil
+
+    from conftest import demo_config, run_train
+
+    home = tmp_path / "project"
+    shutil.copytree(tiny_t5, home / "assets" / "t5")
+    config = demo_config("assets/t5")   # relative to the config's folder, as a shipped config writes it
+    (home / "configs").mkdir()
+    (home / "configs" / "m.json").write_text(json.dumps(config).replace('"assets/t5"', '"../assets/t5"'))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run = run_train(str(home / "configs" / "m.json"), dataset, tmp_path / "run", "--max-steps", "1", "--demo-every", "0",
+                    "--no-export")
+    assert run.trainer.global_step == 1

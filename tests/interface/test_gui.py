@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +137,77 @@ def test_the_served_app_upsamples_through_gradio_client_with_progress(served, tm
     (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
     with pytest.raises(Exception, match="cannot decode audio"):
         client.predict(handle_file(str(tmp_path / "bad.wav")), "none", "", *SETTINGS, "wav", api_name="/upsample")
+
+
+def test_uploaded_only_refuses_a_path_outside_gradios_upload_folder(tmp_path, monkeypatch):
+    from saga_sr_plugin.interface.gui import uploaded_only
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    inside = tmp_path / "uploads" / "abc" / "take.wav"
+    inside.parent.mkdir(parents=True)
+    assert uploaded_only(wav(inside)) == str(inside)
+    (tmp_path / "uploads" / "escape").symlink_to(tmp_path)   # a link out of the folder is outside too
+    for outside in (wav(tmp_path / "secret.wav"), str(tmp_path / "uploads" / ".." / "secret.wav"),
+                    str(tmp_path / "uploads" / "escape" / "secret.wav")):
+        with pytest.raises(gr.Error, match="refused 'secret.wav': this page reads only files uploaded through it"):
+            uploaded_only(outside)
+
+
+@pytest.mark.parametrize("endpoint", ["/upsample", "/compare"])
+def test_a_request_naming_a_server_file_is_refused_and_nothing_is_copied(served, tmp_path, monkeypatch, endpoint):
+    """The attack of issue 29, from a client that does not upload: a file entry naming a path on the server."""
+    from gradio.utils import get_upload_folder
+    from gradio_client import Client
+    from gradio_client.client import Endpoint
+
+    tag = uuid.uuid4().hex
+    secret = Path(wav(tmp_path / f"secret_{tag}.wav", rate=44100, channels=2))
+    notes = tmp_path / f"notes_{tag}.json"
+    notes.write_text('{"token": "s3cret"}')
+    # gradio_client reads and uploads any local file named in an entry (so on one machine the "attack" uploads
+    # the client's own copy); a remote client sends the bare path, which is what this simulates
+    monkeypatch.setattr(Endpoint, "_upload_file", lambda self, f, data_index: f)
+    client = Client(served, verbose=False)
+    rest = ("none", "", *SETTINGS, "wav") if endpoint == "/upsample" else (4000, "", *SETTINGS)
+    for target in (secret, notes):
+        with pytest.raises(Exception) as err:
+            client.predict({"path": str(target), "meta": {"_type": "gradio.FileData"}}, *rest, api_name=endpoint)
+        assert "s3cret" not in str(err.value)
+    copies = [p for p in Path(get_upload_folder()).rglob(f"*{tag}*")]
+    assert copies == [], f"the server copied files it never received: {copies}"
+
+
+def test_sigterm_stops_the_page_and_removes_its_folder_and_uploads(demo_model_files, tmp_path):
+    """``saga-sr gui`` stopped the way services are (SIGTERM) leaves no temporary folder or upload behind."""
+    from gradio_client import Client, handle_file
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    server = subprocess.Popen([sys.executable, "-m", "saga_sr_plugin.interface.cli", "gui", "--model-config",
+                               demo_model_files[0], "--weights", demo_model_files[1], "--port", str(port),
+                               "--device", "cpu"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                assert server.poll() is None and time.time() < deadline, server.stdout.read() if server.poll() else ""
+                time.sleep(1)
+        client.predict(handle_file(wav(tmp_path / "in.wav")), "none", "", *SETTINGS, "wav", api_name="/upsample")
+        assert [p.name for p in tmp.iterdir()] and any(tmp.rglob("in.wav")), "the upload lands under TMPDIR"
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if "saga-sr-gui" in str(p) or "gradio" in str(p)
+                  or p.name == "in.wav")
+    assert left == [], f"left behind after SIGTERM: {left[:5]}"
 
 
 # .ci/run installs Chromium and sets SAGA_SR_REQUIRE_BROWSER=1: there a missing browser fails, never skips

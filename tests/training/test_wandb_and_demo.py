@@ -65,3 +65,16 @@ def test_main_job_writes_listenable_demos(tiny_setup, capsys):
     assert len([c for c in row_4k.split("|") if c.strip().startswith(("+", "-"))]) == 4, row_4k
     assert table in capsys.readouterr().out, "the main job prints the table"
     assert run.export_path.is_file()
+
+
+def test_the_final_demo_says_what_runs_shows_a_bar_and_can_be_skipped(tiny_setup, capsys):
+    train_entry.main(_args(tiny_setup, "--max-steps", "1", "--demo-every", "0"))
+    captured = capsys.readouterr()
+    said = captured.out.index("final SR demos: 1 clip(s) x 2 cutoff(s), 2 sampler steps per window (4 kHz, 8 kHz)")
+    assert said < captured.out.index("SR demos (input / output / reference") and "--no-final-demo" in captured.out
+    assert "SR demos:" in captured.err and "window-step" in captured.err, "a progress bar over the demo's steps"
+
+    run = train_entry.main(_args(tiny_setup, "--max-steps", "1", "--demo-every", "0", "--no-final-demo",
+                                 "--name", "skipped"))
+    assert run.export_path.is_file() and not (tiny_setup / "runs" / "skipped" / "demo").exists()
+    assert "final SR demos" not in capsys.readouterr().out
