@@ -30,6 +30,7 @@ def demo_config(t5_path: str, sample_size: int = 8192) -> dict:
         if entry["type"] == "saga_t5":
             entry["config"]["t5_model_name"] = t5_path
     config["sample_size"] = sample_size
+    config["training"]["log_every_n_steps"] = 1   # 0.0.20 writes metrics to the loggers every N steps (compat, item 6)
     return config
 
 
@@ -114,6 +115,15 @@ def config_file(tmp_path, tiny_t5) -> str:
     path = tmp_path / "model.json"
     path.write_text(json.dumps(demo_config(tiny_t5, sample_size=8192)))
     return str(path)
+
+
+def logged(run_dir: Path, key: str = "train/loss") -> list[float]:
+    """The values of ``key`` a run with ``--logger csv`` wrote (both releases log there; only 0.0.19 also fills
+    Lightning's ``callback_metrics``)."""
+    import csv
+
+    with open(Path(run_dir) / "csv" / "metrics.csv") as f:
+        return [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
 
 
 def one_line_error(err: str) -> str:

@@ -1,6 +1,7 @@
 """SAGA-SR sampling: the linear-quadratic t-schedule and the two-scale guidance of eq. 4.
 
-The loops themselves are the official ones, given explicit ``sigmas``: ``sample_discrete_euler``
+The loops themselves are the official ones, given explicit ``sigmas`` by keyword (both releases'
+signatures take that; ``compat``, item 3): ``sample_discrete_euler``
 (the paper's), ``sample_flow_dpmpp`` and ``sample_flow_pingpong`` (the sampler for
 post-trained few-step models). This module supplies what they cannot: the schedules and a
 model function that evaluates the three guidance terms as one batched forward of 3B items,
@@ -12,6 +13,8 @@ import typing as tp
 
 import torch
 from stable_audio_tools.inference.sampling import sample_discrete_euler, sample_flow_dpmpp, sample_flow_pingpong
+
+from ..compat import sampler_options
 
 # The official samplers by name. pingpong re-noises with torch's global generator at every step,
 # so its outputs depend on the batch a window shares (the other two are deterministic per window).
@@ -163,5 +166,4 @@ def sample_guided(dit: tp.Callable[..., torch.Tensor], noise: torch.Tensor, inpu
         model = make_conditional_model(dit, inputs)
     else:
         model = make_guided_model(dit, inputs, null_input_concat, scale_acoustic, scale_text)
-    extra = {} if sampler == "pingpong" else {"disable_tqdm": True}  # pingpong has no such switch
-    return SAMPLERS[sampler](model, noise, sigmas=sigmas, callback=callback, **extra)
+    return SAMPLERS[sampler](model, noise, sigmas=sigmas, callback=callback, **sampler_options(SAMPLERS[sampler]))

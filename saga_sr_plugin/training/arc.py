@@ -29,18 +29,18 @@ from stable_audio_tools.models.diffusion import ConditionedDiffusionModelWrapper
 from stable_audio_tools.models.factory import create_model_from_config
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
+from .. import compat
 from ..configs import ConfigError, suggest
 from ..inference.sampling import make_guided_model, passes_per_step
 from ..inference.settings import UpsampleSettings
 from ..models.weights import check_state_dict_fits
 
-# What the official ARCTrainingWrapper and factory read from training.arc (stable-audio-tools 0.0.19).
-ARC_KEYS = ("discriminator", "noise_dist", "ode_warmup", "sampling", "use_model_as_discriminator",
-            "use_model_as_teacher")
+# What the installed release's ARCTrainingWrapper and factory read from training.arc (compat, item 4).
+ARC_KEYS = compat.ARC_KEYS
 # Read by the official factory, refused here: the teacher and discriminator are the pretrained model.
-FACTORY_WEIGHT_KEYS = ("teacher_model", "teacher_model_ckpt", "discriminator_base_model", "discriminator_base_ckpt")
-DISCRIMINATOR_KEYS = ("type", "config", "dit_hidden_layer", "contrastive", "include_grad_penalties", "weights")
-ODE_WARMUP_KEYS = ("warmup_steps", "refresh_rate", "sampling_steps", "guidance_acoustic", "guidance_text")
+FACTORY_WEIGHT_KEYS = compat.ARC_WEIGHT_KEYS
+DISCRIMINATOR_KEYS = compat.ARC_DISCRIMINATOR_KEYS
+ODE_WARMUP_KEYS = (*compat.ARC_ODE_KEYS, "guidance_acoustic", "guidance_text")
 NOISE_DISTS = ("uniform", "logit_normal", "trunc_logit_normal", "one_shot", "denoised", "logsnr_uniform")
 
 
@@ -100,14 +100,20 @@ def check_arc_config(model_config: dict, source: str) -> dict:
     return arc
 
 
+CONDITION_KEYS = ("input_concat_cond", "cross_attn_cond", "cross_attn_mask", "global_cond", "prepend_cond",
+                  "prepend_cond_mask")
+
+
 class Eq4Teacher(nn.Module):
     """The frozen teacher as the official ODE warm-up calls it, answering with eq. 4.
 
-    The warm-up calls ``teacher(x, t, cond=..., cfg_scale=..., batch_cfg=True)`` and reads
-    ``teacher.conditioner`` and ``teacher.dist_shift``; the single ``cfg_scale`` is replaced by
-    the two scales, evaluated as one forward of 3B items (``inference.sampling``). It stays in
-    eval mode when Lightning calls ``train()`` on the wrapper: in training mode the low-res
-    conditioner would drop z_l for a tenth of the batch.
+    0.0.19's warm-up calls ``teacher(x, t, cond=..., cfg_scale=..., batch_cfg=True)`` and reads
+    ``teacher.conditioner`` and ``teacher.dist_shift``; 0.0.20's calls
+    ``teacher.get_conditioning_inputs(cond)`` and samples ``teacher.model(x, t, **inputs, cfg_scale=...)``
+    with ``teacher.sampling_dist_shift``. Both are answered here (the two call shapes, not a release
+    check); the single ``cfg_scale`` is replaced by the two scales, evaluated as one forward of 3B items
+    (``inference.sampling``). It stays in eval mode when Lightning calls ``train()`` on the wrapper: in
+    training mode the low-res conditioner would drop z_l for a tenth of the batch.
     """
 
     def __init__(self, teacher: ConditionedDiffusionModelWrapper, lowres_id: str, scale_acoustic: float,
@@ -126,14 +132,28 @@ class Eq4Teacher(nn.Module):
     def dist_shift(self) -> tp.Any:
         return getattr(self.teacher, "dist_shift", None)
 
+    @property
+    def sampling_dist_shift(self) -> tp.Any:
+        return getattr(self.teacher, "sampling_dist_shift", self.dist_shift)
+
+    def get_conditioning_inputs(self, cond: dict) -> dict:
+        return self.teacher.get_conditioning_inputs(cond)
+
     def train(self, mode: bool = True) -> "Eq4Teacher":
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict, **_: tp.Any) -> torch.Tensor:
-        inputs = self.teacher.get_conditioning_inputs(cond)
+    def guided(self, x: torch.Tensor, t: torch.Tensor, inputs: dict) -> torch.Tensor:
         null = self.teacher.conditioner.conditioners[self.lowres_id].null_like(inputs["input_concat_cond"])
         return make_guided_model(self.teacher.model, inputs, null, self.scale_acoustic, self.scale_text)(x, t)
+
+    @property
+    def model(self) -> tp.Callable[..., torch.Tensor]:
+        """The backbone call of 0.0.20's warm-up: ``model(x, t, **conditioning inputs, cfg_scale=..., ...)``."""
+        return lambda x, t, **kwargs: self.guided(x, t, {k: kwargs.get(k) for k in CONDITION_KEYS})
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict, **_: tp.Any) -> torch.Tensor:
+        return self.guided(x, t, self.teacher.get_conditioning_inputs(cond))
 
 
 def lowres_id_of(model_config: dict) -> str:
@@ -165,7 +185,9 @@ def build_arc_wrapper(model_config: dict, model: nn.Module, source: str, weights
         check_state_dict_fits(model, weights, weights_source, source)
     wrapper = create_training_wrapper_from_config(factory_config(model_config), model)
     if weights is not None:
-        wrapper.discriminator.load_state_dict(weights)
+        # every part the discriminator's base has (0.0.20 deletes its pretransform, 0.0.19 keeps it: compat, item 5)
+        own = wrapper.discriminator.state_dict()
+        wrapper.discriminator.load_state_dict({k: weights[k] for k in own})
     warmup = arc.get("ode_warmup")
     if warmup is not None and warmup.get("warmup_steps", 0) > 0:
         teacher = create_model_from_config(model_config)

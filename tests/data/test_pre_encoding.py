@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from stable_audio_tools.models.factory import create_model_from_config
 
-from conftest import ROOT, SR, demo_config
+from conftest import ROOT, SR, demo_config, logged
 from saga_sr_plugin.interface import cli
 from saga_sr_plugin.data import pre_encoded
 from saga_sr_plugin.models.conditioners import LowResLatentConditioner
@@ -125,10 +125,13 @@ def test_training_on_pre_encoded_data_through_the_official_switch(encoded, tmp_p
     config_path = tmp_path / "pe.json"
     config_path.write_text(json.dumps(config))
     dataset = str(root / "latents" / "dataset_config.json")
+    config["training"]["log_every_n_steps"] = 1
+    config_path.write_text(json.dumps(config))
     run = train_entry.main(["--model-config", str(config_path), "--dataset-config", dataset, "--save-dir",
-                            str(tmp_path), "--max-steps", "3", "--batch-size", "2", "--num-workers", "1", "--no-export"])
+                            str(tmp_path), "--name", "pe", "--max-steps", "3", "--batch-size", "2", "--num-workers", "1",
+                            "--no-export", "--logger", "csv"])
     assert run.trainer.global_step == 3 and run.wrapper.pre_encoded
-    assert math.isfinite(float(run.trainer.callback_metrics["train/loss"]))
+    assert [math.isfinite(v) for v in logged(tmp_path / "pe")] == [True] * 3
     with pytest.raises(SystemExit) as exit_info:  # raw-audio config on pre-encoded data
         train_entry.main(["--model-config", str(encoded[2]), "--dataset-config", dataset, "--max-steps", "1",
                           "--save-dir", str(tmp_path)])

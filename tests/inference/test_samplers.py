@@ -97,3 +97,5 @@ def test_the_command_lines_sampler_names_are_the_samplers():
     from saga_sr_plugin.interface import cli
 
     assert cli.SAMPLER_NAMES == tuple(SAMPLERS) and cli.SCHEDULE_NAMES == SCHEDULES
+    from saga_sr_plugin.inference.settings import LFR_BOUNDARIES
+    assert cli.LFR_BOUNDARY_NAMES == LFR_BOUNDARIES
