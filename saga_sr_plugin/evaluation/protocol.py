@@ -1,8 +1,12 @@
-"""The paper's evaluation protocol: simulate inputs at fixed cutoffs, score LSD per file/category/cutoff.
+"""The paper's evaluation protocol: simulate inputs at fixed cutoffs, score each output per file,
+category and cutoff by LSD (both conventions), ViSQOL (a perceptual, reference-based score) and,
+per set, the Fréchet distance of an embedding (the paper's FD on OpenL3).
 
 Systems: ``unprocessed`` (the simulated low-res input itself), ``sinc`` (the input
 decimated to 2 x cutoff and sinc-interpolated back to 44.1 kHz, torchaudio's
-windowed-sinc resampler), and any callable or folder of outputs.
+windowed-sinc resampler), and any callable or folder of outputs. A system may answer each input
+with several outputs (``{"": processed, "raw": ...}``: the model's raw decode beside the
+post-processed output, from one sampling); each becomes a system of its own (``saga-sr-raw``).
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ from ..atomic import atomic_path
 from ..data.audio_io import list_audio_files, read_audio, write_audio
 from ..data.simulation import (FILTER_TYPES, SAMPLE_RATE, BadAudioError, LowPassSpec, apply_lowpass, bandwidth_hz,
                                rolloff_ratio)
+from .frechet import Embedder, FrechetResult, embed, set_distance
 from .metrics import CONVENTIONS, all_lsd, mean_std
+from .visqol import visqol
 
 log = logging.getLogger("saga_sr.evaluate")
 REFERENCE_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
@@ -93,6 +99,7 @@ class EvaluationReport:
     rows: list[dict]
     failed: list[str]
     total: int
+    fd: dict[tuple[str, int, str], FrechetResult] = dataclasses.field(default_factory=dict)
 
     @property
     def scored(self) -> int:
@@ -102,7 +109,7 @@ class EvaluationReport:
 Input = tuple[torch.Tensor, int, float, str]   # (low-res at 44.1 kHz, rate, cutoff, relative path)
 
 
-def _run_system(system: System | str | tp.Any, inputs: list[Input]) -> list[torch.Tensor | Exception]:
+def _run_system(system: System | str | tp.Any, inputs: list[Input]) -> list[torch.Tensor | dict | Exception]:
     """Outputs of one system for many inputs; a failing input gives its exception, the others go on.
 
     A system with a ``many(inputs)`` method gets all inputs at once (the model batches
@@ -110,7 +117,7 @@ def _run_system(system: System | str | tp.Any, inputs: list[Input]) -> list[torc
     """
     if hasattr(system, "many"):
         return list(system.many(inputs))
-    outputs: list[torch.Tensor | Exception] = []
+    outputs: list[torch.Tensor | dict | Exception] = []
     for lowres, sr, cutoff, rel in inputs:
         try:
             if callable(system):
@@ -123,18 +130,27 @@ def _run_system(system: System | str | tp.Any, inputs: list[Input]) -> list[torc
     return outputs
 
 
+def _named_outputs(name: str, out: torch.Tensor | dict | Exception) -> dict[str, torch.Tensor | Exception]:
+    """One system's answer for one input as {system name: output}: a variant ``v`` of ``name`` is ``name-v``."""
+    if isinstance(out, dict):
+        return {name if not key else f"{name}-{key}": audio for key, audio in out.items()}
+    return {name: out}
+
+
 def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cutoffs: tp.Sequence[float] = (4000, 8000),
              seed: int = 0, baselines: bool = True, save_inputs: str | None = None,
-             chunk_files: int = 16) -> EvaluationReport:
+             chunk_files: int = 16, perceptual: bool = True, embedder: Embedder | None = None) -> EvaluationReport:
     """Score every reference; a system is a callable, an object with ``many(inputs)``, or a folder of
     outputs named ``<cutoff>/<relative path>`` (e.g. ``4000/music/song.wav``). References are taken
     ``chunk_files`` at a time, so a batching system sees the inputs of several files together. A file
     that fails (unreadable, silent, low-rate, a missing or bad output) is skipped whole, named and
-    counted; the others are scored."""
+    counted; the others are scored. ``perceptual``: ViSQOL per row (``visqol``); ``embedder``: the
+    Fréchet distance per (category, cutoff, system) set and over all categories (``report.fd``)."""
     root = Path(references)
     rows: list[dict] = []
     failed: list[str] = []
     files = list_references(root)
+    embeddings: dict[tuple[str, int, str], list[torch.Tensor]] = {}
     bar = tqdm(total=len(files), desc="evaluate", unit="file")
 
     def fail(path: Path, err: BaseException) -> None:
@@ -164,51 +180,83 @@ def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cu
         for name, system in systems.items():
             inputs = [(prepared[p][1][c], SAMPLE_RATE, c, str(p.relative_to(root))) for p, c in keys]
             for key, out in zip(keys, _run_system(system, inputs)):
-                outputs[key][name] = out
+                outputs[key].update(_named_outputs(name, out))
         for path, (ref, _) in prepared.items():
             errors = [o for c in cutoffs for o in outputs[(path, c)].values() if isinstance(o, Exception)]
             if errors:
                 fail(path, errors[0])
                 continue
             width, own_rolloff = round(bandwidth_hz(ref)), round(rolloff_ratio(ref), 4)
+            category = category_of(path, root)
+            ref_embedding = embed(embedder, ref, SAMPLE_RATE) if embedder is not None else None
             for c in cutoffs:
+                if embedder is not None:
+                    for group in (category, "all"):
+                        embeddings.setdefault((group, int(c), "reference"), []).append(ref_embedding)
                 for name, out in outputs[(path, c)].items():
                     if out.shape[0] != ref.shape[0]:
                         out = out.mean(dim=0, keepdim=True).expand(ref.shape[0], -1)
-                    rows.append({"file": str(path.relative_to(root)), "category": category_of(path, root),
-                                 "cutoff_hz": int(c), "system": name, "reference_bandwidth_hz": width,
-                                 "reference_rolloff": own_rolloff,
-                                 **all_lsd(out, ref, SAMPLE_RATE, c)})
+                    row = {"file": str(path.relative_to(root)), "category": category, "cutoff_hz": int(c),
+                           "system": name, "reference_bandwidth_hz": width, "reference_rolloff": own_rolloff,
+                           "seconds": round(ref.shape[-1] / SAMPLE_RATE, 3), **all_lsd(out, ref, SAMPLE_RATE, c)}
+                    if perceptual:
+                        row["visqol"] = visqol(out, ref, SAMPLE_RATE)
+                    rows.append(row)
+                    if embedder is not None:
+                        emb = embed(embedder, out, SAMPLE_RATE)
+                        for group in (category, "all"):
+                            embeddings.setdefault((group, int(c), name), []).append(emb)
         bar.update(len(files[first:first + chunk_files]))
         bar.set_postfix(skipped=len(failed))
     bar.close()
     if failed:
         log.warning("%d of %d reference file(s) skipped", len(failed), len(files))
-    return EvaluationReport(rows, failed, len(files))
+    fd = {}
+    for (group, c, name), estimates in embeddings.items():
+        if name != "reference" and len(estimates) >= 2:
+            fd[(group, c, name)] = set_distance(estimates, embeddings[(group, c, "reference")])
+    return EvaluationReport(rows, failed, len(files), fd)
 
 
 METRIC_COLUMNS = [f"{c}{u}/{k}" for c in CONVENTIONS for u in ("", "_unified") for k in ("lsd", "lsd_lf", "lsd_hf")]
+ROW_COLUMNS = ["file", "category", "cutoff_hz", "system", "reference_bandwidth_hz", "reference_rolloff", "seconds",
+               *METRIC_COLUMNS, "visqol"]
+HIGHER_IS_BETTER = ("visqol",)
+DEFAULT_TABLE_METRICS = ("nuwave2/lsd", "nuwave2/lsd_lf", "visqol", "ssr/lsd")
+
+
+def describe_metric(metric: str) -> str:
+    if metric == "visqol":
+        return ("**visqol** (ViSQOL v3 audio mode, MOS-LQO 1-5; higher is better; mean ± std over files; "
+                "level-independent, so it judges the added band's shape, not its loudness)")
+    convention = metric.split("/")[0]
+    return (f"**{metric}** (convention: {convention}{', energy-unified' if 'unified' in convention else ''};"
+            " lower is better; mean ± std over files)")
 
 
 def summarise(rows: list[dict], metric: str = "nuwave2/lsd") -> dict[tuple[str, int, str], tuple[float, float, int]]:
-    """(category incl. 'all', cutoff, system) -> (mean, std, n) of one metric."""
+    """(category incl. 'all', cutoff, system) -> (mean, std, n) of one metric (NaN values, e.g. ViSQOL of a clip
+    shorter than it reads, are left out of mean, std and n)."""
     groups: dict[tuple[str, int, str], list[float]] = {}
     for r in rows:
+        value = r.get(metric, float("nan"))
         for cat in {r["category"], "all"}:
-            groups.setdefault((cat, r["cutoff_hz"], r["system"]), []).append(r[metric])
+            groups.setdefault((cat, r["cutoff_hz"], r["system"]), [])
+            if value == value:
+                groups[(cat, r["cutoff_hz"], r["system"])].append(value)
     return {k: (*mean_std(v), len(v)) for k, v in groups.items()}
 
 
-def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = ("nuwave2/lsd", "nuwave2/lsd_hf", "ssr/lsd")) -> str:
+def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = DEFAULT_TABLE_METRICS,
+                   fd: dict[tuple[str, int, str], FrechetResult] | None = None) -> str:
+    """One table per metric (categories x systems x cutoffs), ViSQOL beside LSD, and the FD table if given."""
     lines = []
-    for metric in metrics:
-        convention = metric.split("/")[0]
+    for metric in [m for m in metrics if any(m in r for r in rows)]:
         summary = summarise(rows, metric)
         cutoffs = sorted({k[1] for k in summary})
         systems = list(dict.fromkeys(r["system"] for r in rows))
         categories = sorted({k[0] for k in summary}, key=lambda c: (c == "all", c))
-        lines.append(f"\n**{metric}** (convention: {convention}{', energy-unified' if 'unified' in convention else ''};"
-                     " lower is better; mean ± std over files)\n")
+        lines.append(f"\n{describe_metric(metric)}\n")
         lines.append("| category | system | " + " | ".join(f"{c // 1000} kHz" for c in cutoffs) + " |")
         lines.append("|---|---|" + "---|" * len(cutoffs))
         for cat in categories:
@@ -218,34 +266,63 @@ def markdown_table(rows: list[dict], metrics: tp.Sequence[str] = ("nuwave2/lsd",
                     m, s, n = summary.get((cat, c, system), (float("nan"), float("nan"), 0))
                     cells.append(f"{m:.2f} ± {s:.2f}")
                 lines.append(f"| {cat} | {system} | " + " | ".join(cells) + " |")
+        if metric == "visqol":
+            short = sorted({r["file"] for r in rows if r.get("visqol") != r.get("visqol")})
+            if short:
+                lines.append(f"\nViSQOL left out {len(short)} file(s) shorter than it reads (1 s), e.g. {short[0]}.")
+    if fd:
+        lines.append("\n" + fd_table(fd))
+    return "\n".join(lines) + "\n"
+
+
+def fd_table(fd: dict[tuple[str, int, str], FrechetResult]) -> str:
+    """FD per category, system and cutoff; sets below the paper's 400 clips are starred."""
+    cutoffs = sorted({k[1] for k in fd})
+    systems = list(dict.fromkeys(k[2] for k in fd))
+    categories = sorted({k[0] for k in fd}, key=lambda c: (c == "all", c))
+    lines = ["**FD** (Fréchet distance of the embeddings against the references'; lower is better)\n",
+             "| category | system | " + " | ".join(f"{c // 1000} kHz" for c in cutoffs) + " |",
+             "|---|---|" + "---|" * len(cutoffs)]
+    for cat in categories:
+        for system in systems:
+            lines.append(f"| {cat} | {system} | " + " | ".join(str(fd[(cat, c, system)]) if (cat, c, system) in fd
+                                                               else "-" for c in cutoffs) + " |")
+    small = [r.clips for r in fd.values() if r.note]
+    if small:
+        lines.append(f"\n\\* from {min(small)}-{max(small)} clips per set, fewer than the paper's 400: FD is biased "
+                     "upward for small sets, so compare it only with an FD of the same number of clips.")
     return "\n".join(lines) + "\n"
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "category", "cutoff_hz", "system", "reference_bandwidth_hz",
-                                                "reference_rolloff", *METRIC_COLUMNS])
+        writer = csv.DictWriter(f, fieldnames=[c for c in ROW_COLUMNS if any(c in r for r in rows)])
         writer.writeheader()
         writer.writerows(rows)
 
 
 def plot_summary(rows: list[dict], path: str | os.PathLike, metric: str = "nuwave2/lsd") -> str:
+    """Bars per system and cutoff (all categories): LSD, and ViSQOL beside it when scored."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = summarise(rows, metric)
-    cutoffs = sorted({k[1] for k in summary})
+    panels = [metric] + (["visqol"] if any("visqol" in r for r in rows) else [])
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(cutoffs) * len(systems) / 2, 3.5))
-    width = 0.8 / len(systems)
-    for i, system in enumerate(systems):
-        means = [summary[("all", c, system)][0] for c in cutoffs]
-        stds = [summary[("all", c, system)][1] for c in cutoffs]
-        ax.bar(np.arange(len(cutoffs)) + i * width, means, width, yerr=stds, label=system, capsize=3)
-    ax.set_xticks(np.arange(len(cutoffs)) + width * (len(systems) - 1) / 2, [f"{c // 1000} kHz input" for c in cutoffs])
-    ax.set_ylabel(f"LSD ({metric}, lower is better)")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (1.5 + 0.6 * len(systems)), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        summary = summarise(rows, name)
+        cutoffs = sorted({k[1] for k in summary})
+        width = 0.8 / len(systems)
+        for i, system in enumerate(systems):
+            means = [summary[("all", c, system)][0] for c in cutoffs]
+            stds = [summary[("all", c, system)][1] for c in cutoffs]
+            ax.bar(np.arange(len(cutoffs)) + i * width, means, width, yerr=stds, label=system, capsize=3)
+        ax.set_xticks(np.arange(len(cutoffs)) + width * (len(systems) - 1) / 2,
+                      [f"{c // 1000} kHz input" for c in cutoffs])
+        better = "higher" if name in HIGHER_IS_BETTER else "lower"
+        ax.set_ylabel(f"{'ViSQOL MOS-LQO' if name == 'visqol' else 'LSD (' + name + ')'}, {better} is better")
+    axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)

@@ -10,7 +10,10 @@ from .postprocess import RATIO_RULES
 from .sampling import MIN_STEPS, SAMPLERS, SCHEDULES
 from .target_rolloff import AUTO, TargetRolloffRule
 
-LFR_BOUNDARIES = ("rolloff", "content")
+LFR_BOUNDARIES = ("rolloff", "content", "band_limit")
+# What happens after the sampler: several of these can share one sampling (Upsampler.upsample_many's variants).
+POSTPROCESS_FIELDS = ("low_frequency_replacement", "lfr_ratio_rule", "lfr_boundary", "max_added_band_db",
+                      "envelope_margin_db", "slope_cap_db", "slope_cap_per_frame", "peak_limit_dbfs")
 
 
 @dataclasses.dataclass
@@ -31,7 +34,8 @@ class UpsampleSettings:
     low_frequency_replacement: bool = True
     lfr_ratio_rule: str = "cutoff_magnitude"   # the authors' level match (postprocess.RATIO_RULES)
     lfr_boundary: str = "content"    # "content": where the input's content ends; "rolloff": its 98.5 % roll-off
-                                     # (the authors'); measured on real speech and music: docs/inference.md
+                                     # (the authors'); "band_limit": the band the input's rate (or the evaluation's
+                                     # cutoff) allows, the content edge for full-rate inputs; docs/inference.md
     max_added_band_db: float | None = 12.0     # generated band at most this far above the input's energy
     envelope_margin_db: float | None = None    # keep the generated band within this many dB of the input's
                                                # envelope continued above the cutoff (None: off, the paper)
@@ -82,6 +86,15 @@ class UpsampleSettings:
         block.pop("caption_model", None)
         block.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**block)
+
+
+def check_postprocess_variant(settings: UpsampleSettings, variant: UpsampleSettings, name: str) -> None:
+    """A variant shares the sampling of ``settings``: only post-processing options may differ."""
+    differ = [f.name for f in dataclasses.fields(UpsampleSettings)
+              if f.name not in POSTPROCESS_FIELDS and getattr(settings, f.name) != getattr(variant, f.name)]
+    if differ:
+        raise ValueError(f"post-processing variant {name!r} changes the sampling ({', '.join(differ)}); "
+                         f"a variant may change only {', '.join(POSTPROCESS_FIELDS)}")
 
 
 def check_saga_sr_block(block: dict, source: str) -> None:

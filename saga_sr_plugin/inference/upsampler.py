@@ -26,7 +26,7 @@ from ..models.conditioners import LowResLatentConditioner
 from ..models.loading import load_exported_model
 from .postprocess import replace_low_frequencies
 from .sampling import sample_guided
-from .settings import UpsampleSettings, check_saga_sr_block
+from .settings import UpsampleSettings, check_postprocess_variant, check_saga_sr_block
 from .target_rolloff import AUTO, features_of
 from .windows import Crossfader, window_starts
 
@@ -44,6 +44,7 @@ class UpsampleResult(tp.NamedTuple):
     added_band_gain_db: float        # strongest cut the added-band cap applied (0: none)
     target_rolloff: float = 0.9      # the f_h the model was given (the settings', the job's or the auto rule's)
     peak_gain_db: float = 0.0        # gain applied so the output does not clip (settings.peak_limit_dbfs; 0: none)
+    variants: dict[str, torch.Tensor] = {}   # the same sampling post-processed as each variant asked (e.g. raw)
 
 
 @dataclasses.dataclass
@@ -59,17 +60,29 @@ class UpsampleJob:
 
 
 @dataclasses.dataclass
+class _Track:
+    """One post-processing of an input's windows: its boundary, crossfade and what the caps did."""
+
+    settings: UpsampleSettings
+    fader: Crossfader
+    cutoff: int
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
+
+
+@dataclasses.dataclass
 class _InFlight:
     job: UpsampleJob
-    fader: Crossfader
+    tracks: dict[str, _Track]        # "" is the settings' own; the others are the variants'
     channels: int
     caption: str
     rolloff: int
-    cutoff: int
     target_rolloff: float
-    ratios: list[float] = dataclasses.field(default_factory=list)
-    gains: list[float] = dataclasses.field(default_factory=lambda: [0.0])
     error: Exception | None = None   # set when a window of this input came out unusable
+
+    @property
+    def fader(self) -> Crossfader:
+        return self.tracks[""].fader
 
 
 def peak_safe(audio: torch.Tensor, limit_dbfs: float | None) -> tuple[torch.Tensor, float]:
@@ -227,53 +240,81 @@ class Upsampler:
             raise result
         return result
 
-    def _admit(self, job: UpsampleJob, settings: UpsampleSettings) -> _InFlight:
+    def _admit(self, job: UpsampleJob, settings: UpsampleSettings,
+               variants: dict[str, UpsampleSettings]) -> _InFlight:
         audio, sample_rate = job.load()
         x = prepare_input(audio, sample_rate, job.name).cpu()
         stereo = x.expand(2, -1) if x.shape[0] == 1 else x
         overlap = self.overlap_samples(settings)
-        # The LFR boundary: the whole input's 98.5 % roll-off bin (summed over pieces of about 12 s, so
-        # memory stays flat; shorter pieces, one per model window, put the zero padding of their ends
-        # into the spectrum: broadband leakage that moves a dull input's edge and slope), never above
-        # the input's Nyquist (abrupt edges and the resampler's transition band leak a little energy above it).
+        # The input's summed spectrum (over pieces of about 12 s, so memory stays flat; shorter pieces,
+        # one per model window, put the zero padding of their ends into the spectrum: broadband leakage
+        # that moves a dull input's edge and slope); never above the input's Nyquist (abrupt edges and
+        # the resampler's transition band leak a little energy above it).
         piece = max(self.window, SPECTRUM_PIECE)
         spectrum = sum(summed_magnitude(stereo[:, s:s + piece]) for s in range(0, stereo.shape[-1], piece))
         nyquist_bin = int(min(sample_rate, SAMPLE_RATE) / 2 / (SAMPLE_RATE / ROLLOFF_N_FFT))
         rolloff = rolloff_bin_of_spectrum(spectrum)
         edge = min(max(rolloff, content_edge_bin(spectrum)), nyquist_bin)
-        boundary = min(rolloff, nyquist_bin) if settings.lfr_boundary == "rolloff" else edge
+        # the band the input's rate allowed (or the evaluation's simulated cutoff): known only below full band
+        limit_hz = min(sample_rate / 2, job.nyquist_hz or SAMPLE_RATE / 2)
+        limit_bin = int(limit_hz / (SAMPLE_RATE / ROLLOFF_N_FFT))
+        known_limit = limit_hz < SAMPLE_RATE / 2
         if job.target_rolloff is not None:
             target = float(job.target_rolloff)
         elif settings.target_rolloff == AUTO:
-            # the band the input's rate allowed tells only when it is below full band (44.1 kHz says nothing)
-            limit_hz = min(sample_rate / 2, job.nyquist_hz or SAMPLE_RATE / 2)
-            limit_bin = int(limit_hz / (SAMPLE_RATE / ROLLOFF_N_FFT))
-            limit = limit_bin / ROLLOFF_BINS if limit_hz < SAMPLE_RATE / 2 else None
-            target = settings.rule.predict(features_of(spectrum, min(edge, limit_bin)), limit)
+            target = settings.rule.predict(features_of(spectrum, min(edge, limit_bin)),
+                                           limit_bin / ROLLOFF_BINS if known_limit else None)
         else:
             target = float(settings.target_rolloff)
-        return _InFlight(job, Crossfader(stereo, self.window, overlap), x.shape[0],
-                         self.caption_for(stereo, job.caption, job.name), rolloff, boundary, target)
+        boundaries = {"rolloff": min(rolloff, nyquist_bin), "content": edge,
+                      # the known band limit keeps every bin the input's rate allowed (its own content included)
+                      "band_limit": limit_bin if known_limit else edge}
+        tracks = {name: _Track(s, Crossfader(stereo, self.window, overlap), boundaries[s.lfr_boundary])
+                  for name, s in {"": settings, **variants}.items()}
+        return _InFlight(job, tracks, x.shape[0], self.caption_for(stereo, job.caption, job.name), rolloff, target)
 
-    def _finish(self, state: _InFlight, settings: UpsampleSettings) -> UpsampleResult:
-        out = state.fader.result()
+    @staticmethod
+    def _postprocess(track: _Track, y: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
+        """One generated window through a track's post-processing (the LFR and the caps that follow it)."""
+        s = track.settings
+        if not s.low_frequency_replacement:
+            return y
+        replaced = replace_low_frequencies(y, lowres, cutoff_bin=track.cutoff, ratio_rule=s.lfr_ratio_rule,
+                                           max_added_band_db=s.max_added_band_db,
+                                           envelope_margin_db=s.envelope_margin_db, slope_cap_db=s.slope_cap_db,
+                                           slope_cap_per_frame=s.slope_cap_per_frame)
+        track.ratios.append(replaced.level_ratio)
+        track.gains.append(replaced.band_gain_db)
+        return replaced.audio
+
+    def _track_audio(self, state: _InFlight, track: _Track, name: str) -> tuple[torch.Tensor, float]:
+        out = track.fader.result()
         if state.channels == 1:
             out = out.mean(dim=0, keepdim=True)
-        message = added_band_cap_note(state.gains[1:], settings.max_added_band_db)
+        what = f"{state.job.name}{f' ({name})' if name else ''}"
+        message = added_band_cap_note(track.gains[1:], track.settings.max_added_band_db)
         if message:
-            log.info("%s: %s", state.job.name, message)
-        out, peak_gain_db = peak_safe(out, settings.peak_limit_dbfs)
+            log.info("%s: %s", what, message)
+        limit = track.settings.peak_limit_dbfs
+        out, peak_gain_db = peak_safe(out, limit)
         if peak_gain_db < 0:
             log.info("%s: the output peaked at %+.1f dBFS; scaled by %.1f dB to %.1f dBFS so it does not clip "
-                     "(saga_sr.peak_limit_dbfs; --no-peak-limit keeps the level and writes float WAV)", state.job.name,
-                     settings.peak_limit_dbfs - peak_gain_db, peak_gain_db, settings.peak_limit_dbfs)
-        ratio = sum(state.ratios) / len(state.ratios) if state.ratios else None
+                     "(saga_sr.peak_limit_dbfs; --no-peak-limit keeps the level and writes float WAV)", what,
+                     limit - peak_gain_db, peak_gain_db, limit)
+        return out, peak_gain_db
+
+    def _finish(self, state: _InFlight) -> UpsampleResult:
+        main = state.tracks[""]
+        out, peak_gain_db = self._track_audio(state, main, "")
+        variants = {name: self._track_audio(state, track, name)[0] for name, track in state.tracks.items() if name}
+        ratio = sum(main.ratios) / len(main.ratios) if main.ratios else None
         return UpsampleResult(out, SAMPLE_RATE, state.caption, state.rolloff / ROLLOFF_BINS,
-                              state.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(state.gains), state.target_rolloff,
-                              peak_gain_db)
+                              main.cutoff * SAMPLE_RATE / ROLLOFF_N_FFT, ratio, min(main.gains), state.target_rolloff,
+                              peak_gain_db, variants)
 
     def upsample_many(self, jobs: tp.Iterable[UpsampleJob], settings: UpsampleSettings | None = None,
-                      progress: bool = False, on_step: tp.Callable[[int], None] | None = None
+                      progress: bool = False, on_step: tp.Callable[[int], None] | None = None,
+                      variants: dict[str, UpsampleSettings] | None = None
                       ) -> tp.Iterator[tuple[UpsampleJob, UpsampleResult | Exception]]:
         """Upsample many inputs, windows of several inputs sharing each batch of ``settings.batch_size``.
 
@@ -281,8 +322,14 @@ class Upsampler:
         cannot be used yields its exception (``BadAudioError``, ``FileNotFoundError``,
         ``OSError``) and the others go on. Inputs are loaded only when their windows are
         needed, so memory holds about one batch of windows and the inputs they come from.
+        ``variants``: other post-processings of the same sampled windows (``result.variants[name]``),
+        e.g. the raw decoded output beside the processed one at no extra sampling; they may differ from
+        ``settings`` only in post-processing options (``settings.POSTPROCESS_FIELDS``).
         """
         settings = settings or self.settings()
+        variants = dict(variants or {})
+        for name, variant in variants.items():
+            check_postprocess_variant(settings, variant, name)
         batch_size = settings.batch_size or (8 if self.device.type == "cuda" else 1)
         pending = iter(jobs)
         queue: list[tuple[_InFlight, int]] = []
@@ -296,7 +343,7 @@ class Upsampler:
                     exhausted = True
                     break
                 try:
-                    state = self._admit(job, settings)
+                    state = self._admit(job, settings, variants)
                 except (BadAudioError, FileNotFoundError, OSError) as err:
                     in_flight.append((job, err))
                     continue
@@ -314,62 +361,65 @@ class Upsampler:
                         state.error = state.error or BadAudioError(
                             f"{state.job.name}: the model generated NaN or inf samples (window {i + 1} of "
                             f"{len(state.fader)}); check the weights and --dtype (float16 can overflow)")
-                        state.fader.add(i, torch.zeros_like(y))
+                        for track in state.tracks.values():
+                            track.fader.add(i, torch.zeros_like(y))
                         continue
-                    if settings.low_frequency_replacement:
-                        replaced = replace_low_frequencies(y, state.fader.piece(i), cutoff_bin=state.cutoff,
-                                                           ratio_rule=settings.lfr_ratio_rule,
-                                                           max_added_band_db=settings.max_added_band_db,
-                                                           envelope_margin_db=settings.envelope_margin_db,
-                                                           slope_cap_db=settings.slope_cap_db,
-                                                           slope_cap_per_frame=settings.slope_cap_per_frame)
-                        state.ratios.append(replaced.level_ratio)
-                        state.gains.append(replaced.band_gain_db)
-                        y = replaced.audio
-                    state.fader.add(i, y)
+                    for track in state.tracks.values():
+                        track.fader.add(i, self._postprocess(track, y, state.fader.piece(i)))
                 bar.update(len(batch))
             while in_flight and (isinstance(in_flight[0], tuple) or in_flight[0].fader.complete):
                 done = in_flight.pop(0)
                 if isinstance(done, tuple):
                     yield done
                 else:
-                    yield done.job, (done.error if done.error is not None else self._finish(done, settings))
+                    yield done.job, (done.error if done.error is not None else self._finish(done))
             if exhausted and not queue and not in_flight:
                 break
         bar.close()
 
     def system(self, settings: UpsampleSettings | None = None, caption: str | None = "",
-               captions: dict[str, str] | None = None,
-               target_rolloffs: dict[str, float] | None = None) -> "UpsamplerSystem":
+               captions: dict[str, str] | None = None, target_rolloffs: dict[str, float] | None = None,
+               variants: dict[str, UpsampleSettings] | None = None) -> "UpsamplerSystem":
         """This model as an evaluation system: ``many(inputs)`` batches windows across inputs.
 
         Each input's caption is ``captions[relative path]`` when given, else ``caption``
         (``None``: the captioner, if any); its f_h is ``target_rolloffs[relative path]`` when given
         (the oracle: each reference's own roll-off), else the settings'. Each input is told its
-        simulated cutoff as the band its rate allowed, as a file at 2 x cutoff would tell."""
-        return UpsamplerSystem(self, settings or self.settings(), caption, captions or {}, target_rolloffs or {})
+        simulated cutoff as the band its rate allowed, as a file at 2 x cutoff would tell. ``variants``
+        (e.g. ``{"raw": ...}``): the same sampling post-processed otherwise, scored as systems of their own."""
+        return UpsamplerSystem(self, settings or self.settings(), caption, captions or {}, target_rolloffs or {},
+                               variants or {})
+
+
+def raw_settings(settings: UpsampleSettings) -> UpsampleSettings:
+    """The model's decoded output as it comes: no low-frequency replacement, no caps, no peak gain."""
+    return dataclasses.replace(settings, low_frequency_replacement=False, peak_limit_dbfs=None)
 
 
 @dataclasses.dataclass
 class UpsamplerSystem:
-    """``evaluation.protocol.evaluate``'s batched-system protocol over :meth:`Upsampler.upsample_many`."""
+    """``evaluation.protocol.evaluate``'s batched-system protocol over :meth:`Upsampler.upsample_many`.
+
+    ``many`` returns, per input, an exception or ``{"": processed output, variant name: output, ...}``."""
 
     upsampler: Upsampler
     settings: UpsampleSettings
     caption: str | None = ""
     captions: dict[str, str] = dataclasses.field(default_factory=dict)
     target_rolloffs: dict[str, float] = dataclasses.field(default_factory=dict)
+    variants: dict[str, UpsampleSettings] = dataclasses.field(default_factory=dict)
 
-    def many(self, inputs: tp.Sequence[tuple[torch.Tensor, int, float, str]]) -> list[torch.Tensor | Exception]:
+    def many(self, inputs: tp.Sequence[tuple[torch.Tensor, int, float, str]]
+             ) -> list[dict[str, torch.Tensor] | Exception]:
         jobs = [UpsampleJob(f"{rel} ({cutoff:.0f} Hz input)", (lambda a=audio, r=rate: (a, r)),
                             self.captions.get(Path(rel).as_posix(), self.caption),
                             self.target_rolloffs.get(Path(rel).as_posix()), nyquist_hz=cutoff)
                 for audio, rate, cutoff, rel in inputs]
-        return [r if isinstance(r, Exception) else r.audio for _, r in self.upsampler.upsample_many(jobs, self.settings)]
+        return [r if isinstance(r, Exception) else {"": r.audio, **r.variants}
+                for _, r in self.upsampler.upsample_many(jobs, self.settings, variants=self.variants)]
 
     def __call__(self, lowres: torch.Tensor, sample_rate: int, cutoff: float, rel: str) -> torch.Tensor:
         out = self.many([(lowres, sample_rate, cutoff, rel)])[0]
         if isinstance(out, Exception):
             raise out
-        return out
-
+        return out[""]

@@ -31,6 +31,7 @@ OUTPUT_TAG = "_saga_sr"
 # inference.sampling's SAMPLERS and SCHEDULES by name, here so --help imports no torch (a test keeps them equal)
 SAMPLER_NAMES = ("euler", "dpmpp", "pingpong")
 SCHEDULE_NAMES = ("linear_quadratic", "linear", "logsnr")
+LFR_BOUNDARY_NAMES = ("rolloff", "content", "band_limit")   # inference.settings.LFR_BOUNDARIES
 
 
 def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> list[tuple[Path, Path]]:
@@ -185,8 +186,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     systems: dict = {}
     for folder in args.outputs or []:
         systems[Path(folder).name] = folder
+    embedder = None
+    if args.fd != "none":
+        import torch
+
+        from ..evaluation.frechet import EMBEDDERS
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        embedder = EMBEDDERS[args.fd](device=device)
     if args.weights:
-        from ..inference.upsampler import Upsampler
+        from ..inference.upsampler import Upsampler, raw_settings
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device,
                                    allow_config_mismatch=args.allow_config_mismatch)
@@ -200,22 +209,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         # each reference's caption from the captions.jsonl files under the folder, unless --caption is given
         captions = {} if args.caption is not None else captions_under(args.references)
         rolloffs = reference_rolloffs(args.references) if oracle else None
+        variants = {} if args.no_raw else {"raw": raw_settings(settings)}
         systems["saga-sr-oracle" if oracle else "saga-sr"] = upsampler.system(
-            settings, caption=args.caption or "", captions=captions, target_rolloffs=rolloffs)
+            settings, caption=args.caption or "", captions=captions, target_rolloffs=rolloffs, variants=variants)
     report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
-                      save_inputs=args.save_inputs)
+                      save_inputs=args.save_inputs, perceptual=not args.no_visqol, embedder=embedder)
     rows = report.rows
     for failure in report.failed:
         print(f"skipped: {failure}", file=sys.stderr)
     if rows:
         write_csv(rows, out / "lsd_per_file.csv")
-        table = markdown_table(rows)
+        table = markdown_table(rows, fd=report.fd)
         if report.failed:
             table += f"\n{len(report.failed)} file(s) not scored: " + "; ".join(report.failed) + "\n"
         write_text(out / "lsd.md", table)
         plot_summary(rows, out / "lsd.png")
         print(table)
-        print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'}")
+        print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'} (LSD, ViSQOL and FD, "
+              "despite the names)")
     print(summary_line("scored", report.scored, report.total, report.failed),
           file=sys.stderr if report.failed else sys.stdout)
     return 1 if report.failed else 0
@@ -322,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-peak-limit", action="store_true",
                    help="keep the output's level even above 0 dBFS (a .wav is then written as float, which does not "
                         "clip); default: an output peaking above saga_sr.peak_limit_dbfs is scaled down to it")
-    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
-                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
-                        "its content ends (default: the config's)")
+    p.add_argument("--lfr-boundary", choices=LFR_BOUNDARY_NAMES, default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors'), below where "
+                        "its content ends, or below the band its rate allows (band_limit; default: the config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
@@ -370,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="JSON report: counts, throughput, every skipped file")
     p.set_defaults(func=_pre_encode)
 
-    p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions) at simulated cutoffs",
+    p = sub.add_parser("evaluate", help="LSD (ssr_eval and NU-Wave 2 conventions), ViSQOL and FD at simulated cutoffs",
                        formatter_class=DefaultsHelpFormatter)
     p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
     p.add_argument("--outputs", nargs="*", help="folders of system outputs laid out as CUTOFF/<relative path>.wav")
@@ -393,10 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
     p.add_argument("--no-baselines", action="store_true", help="skip the unprocessed and sinc baselines")
+    p.add_argument("--no-raw", action="store_true",
+                   help="score only the post-processed output (default: also the model's raw decode, saga-sr-raw, "
+                        "from the same sampling)")
+    p.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (about 0.5 s per 1.5 s clip and system)")
+    p.add_argument("--fd", choices=["none", "openl3"], default="none",
+                   help="Fréchet distance per set on these embeddings (the paper's: openl3; needs "
+                        "pip install 'saga-sr[fd]' and the weights torchopenl3 fetches on first use)")
     p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
-    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None,
-                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors') or below where "
-                        "its content ends (default: the config's)")
+    p.add_argument("--lfr-boundary", choices=LFR_BOUNDARY_NAMES, default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors'), below where "
+                        "its content ends, or below the band its rate allows (band_limit; default: the config's)")
     p.add_argument("--batch-size", type=integer(1), default=None,
                    help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
     p.add_argument("-o", "--output-dir", default="outputs/evaluate")

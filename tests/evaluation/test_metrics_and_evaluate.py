@@ -109,8 +109,8 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
     assert code == 1, "broken.wav could not be scored: the exit code says so"
     assert "broken.wav" in (out / "lsd.md").read_text()
     rows = list(csv.DictReader(open(out / "lsd_per_file.csv")))
-    assert len(rows) == 3 * 2 * 3  # files x cutoffs x (unprocessed, sinc, saga-sr)
-    assert {r["system"] for r in rows} == {"unprocessed", "sinc", "saga-sr"}
+    assert len(rows) == 3 * 2 * 4  # files x cutoffs x (unprocessed, sinc, saga-sr, its raw decode)
+    assert {r["system"] for r in rows} == {"unprocessed", "sinc", "saga-sr", "saga-sr-raw"}
     assert {r["category"] for r in rows} == {"music", "speech"}
     # each reference's own bandwidth, so results can be read against what it carried above the cutoff
     width = {r["file"]: float(r["reference_bandwidth_hz"]) for r in rows}
@@ -121,4 +121,6 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
     assert min(unprocessed) > 2.0
     table = (out / "lsd.md").read_text()
     assert "convention: nuwave2" in table and "convention: ssr" in table
+    # 0.25 s clips are shorter than ViSQOL reads: left out, and said so
+    assert all(r["visqol"] == "nan" for r in rows) and "ViSQOL left out 3 file(s) shorter than it reads" in table
     assert (out / "lsd.png").stat().st_size > 5000

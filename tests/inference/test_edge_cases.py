@@ -130,3 +130,46 @@ def test_a_loud_model_output_is_scaled_with_a_note_or_written_as_float(demo_mode
     info = sf.info(tmp_path / "b" / "in_saga_sr.wav")
     kept, _ = sf.read(tmp_path / "b" / "in_saga_sr.wav")
     assert info.subtype == "FLOAT" and abs(kept).max() > 2.0
+
+
+# ---------------------------------------------------------------- raw beside processed, the band-limit boundary
+def test_variants_post_process_the_same_sampling(demo_model_files):
+    from saga_sr_plugin.inference.upsampler import UpsampleJob, raw_settings
+
+    upsampler = Upsampler.load(*demo_model_files, device="cpu")
+    settings = upsampler.settings(steps=2)
+    audio = white_noise(0.4, seed=5)
+    both = upsampler.upsample_many([UpsampleJob("x", lambda: (audio, 16000))], settings,
+                                   variants={"raw": raw_settings(settings)})
+    _, result = next(both)
+    alone_raw = upsampler.upsample(audio, 16000, caption="", settings=raw_settings(settings)).audio
+    alone = upsampler.upsample(audio, 16000, caption="", settings=settings).audio
+    assert torch.allclose(result.variants["raw"], alone_raw, atol=1e-6) and torch.allclose(result.audio, alone, atol=1e-6)
+    assert not torch.allclose(result.audio, result.variants["raw"], atol=1e-3)
+    with pytest.raises(ValueError, match="changes the sampling \\(steps\\)"):
+        next(upsampler.upsample_many([], settings, variants={"bad": dataclasses.replace(settings, steps=3)}))
+
+
+def test_the_band_limit_boundary_keeps_the_inputs_own_quiet_content_below_the_given_cutoff(demo_model_files):
+    """The ring case of issue 25: content quieter than the edge rule sees, under the cutoff, is the input's own."""
+    upsampler = Upsampler.load(*demo_model_files, device="cpu")
+    g = torch.Generator().manual_seed(0)
+    n = SR
+    spectrum = torch.fft.rfft(torch.randn(2, n, generator=g, dtype=torch.float64))
+    freqs = torch.fft.rfftfreq(n, 1 / SR)
+    spectrum *= torch.where(freqs < 3000, 1.0, 10 ** (-50 / 20)) * (freqs < 7900)   # a quiet band 3-7.9 kHz
+    lowres = (0.3 * torch.fft.irfft(spectrum, n=n) / torch.fft.irfft(spectrum, n=n).abs().max()).float()
+
+    def band(x: torch.Tensor) -> torch.Tensor:
+        s = torch.fft.rfft(x.double())
+        return s[..., (freqs > 3600) & (freqs < 7400)]
+
+    outputs = {}
+    for boundary in ("content", "band_limit"):
+        settings = dataclasses.replace(upsampler.settings(steps=2), lfr_boundary=boundary, envelope_margin_db=None)
+        result = upsampler.upsample(lowres, SR, caption="", settings=settings, nyquist_hz=8000)
+        outputs[boundary] = (result.input_cutoff_hz, band(result.audio))
+    assert outputs["content"][0] < 3600 < 7900 < outputs["band_limit"][0] <= 8000
+    kept = (outputs["band_limit"][1] - band(lowres)).abs().pow(2).sum() / band(lowres).abs().pow(2).sum()
+    replaced = (outputs["content"][1] - band(lowres)).abs().pow(2).sum() / band(lowres).abs().pow(2).sum()
+    assert kept < 0.2 < 100 < replaced, (float(kept), float(replaced))   # kept: within leakage of the added band
