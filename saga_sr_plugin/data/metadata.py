@@ -7,7 +7,9 @@ file) or by path::
 
 For each cropped clip it returns the simulated low-res clip (under ``__audio__`` so
 the dataset pads/crops it like the main audio), both normalised roll-offs, the
-caption from the root's ``captions.jsonl`` and what the degradation was.
+caption from the root's ``captions.jsonl`` and what the degradation was. With
+``target_lowpass_hz`` set it first low-passes the target clip itself (in place: the official
+dataset returns the tensor it hands over), as the authors' ``output_cut_off_freq_range`` does.
 Simulation ranges come from the dataset config's ``saga_sr`` block, passed to the
 workers through the ``SAGA_SR_SIMULATION`` environment variable.
 """
@@ -26,7 +28,7 @@ import torch
 
 # Absolute imports: the official loader executes this file as a top-level module.
 from saga_sr_plugin.data.sidecar import read_captions, sidecar_path
-from saga_sr_plugin.data.simulation import SimulationConfig, simulate_low_res
+from saga_sr_plugin.data.simulation import SimulationConfig, limit_target, simulate_low_res
 
 ENV_SIMULATION = "SAGA_SR_SIMULATION"
 log = logging.getLogger("saga_sr.data")
@@ -77,7 +79,13 @@ def caption_for(info: dict) -> str:
 
 def get_custom_metadata(info: dict, audio: torch.Tensor) -> dict:
     rng = np.random.default_rng(random.getrandbits(64))
-    pair = simulate_low_res(audio, rng, _simulation_config())
+    config = _simulation_config()
+    limited = limit_target(audio, rng, config)
+    if limited is not audio:
+        # the official datasets (0.0.19 and 0.0.20) return the very tensor they hand this module as the
+        # target: the authors' target low-pass is applied to it in place, before f_h is measured on it
+        audio.copy_(limited)
+    pair = simulate_low_res(audio, rng, config)
     return {
         # stable-audio-tools 0.0.19's training step reads md["padding_mask"][0]; its
         # audio_dir dataset stores a bare tensor, so wrap it as the wrapper expects.

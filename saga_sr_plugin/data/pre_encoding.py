@@ -124,6 +124,9 @@ class PreEncoder:
         self.pretransform = pretransform.to(device).eval().requires_grad_(False)
         self.sample_size, self.frames = sample_size, sample_size // ratio
         self.versions, self.batch_size, self.device, self.seed = versions, batch_size, torch.device(device), seed
+        if simulation.target_lowpass_hz is not None:
+            raise ValueError("saga_sr.target_lowpass_hz low-passes the target anew at every draw, and pre-encoding "
+                             "stores one target latent per clip: train on audio (not pre-encoded) with it")
         self.simulation = simulation
 
     @torch.no_grad()

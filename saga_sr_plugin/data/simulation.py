@@ -141,6 +141,13 @@ class SimulationConfig:
     max_order: int = 10
     content_margin: float = 0.94  # cutoff <= margin x the clip's own 98.5 % roll-off
     resample: bool = True  # down to 2 x cutoff and back: the input really is a lower-rate signal
+    # the authors' output_cut_off_freq_range: with this probability the target itself is low-passed at a
+    # frequency drawn from [lo, hi] Hz (same filter families) before f_h is measured on it, so the model
+    # sees references of every bandwidth and f_h is what tells them apart; None: off (the paper)
+    target_lowpass_hz: Sequence[float] | None = None
+    target_lowpass_prob: float = 1.0
+    # a control for experiments: f_h given to the model is this constant, whatever the target holds
+    fixed_target_rolloff: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.filter_types if f not in FILTER_TYPES]
@@ -150,6 +157,15 @@ class SimulationConfig:
             raise ValueError(f"need 0 < min_cutoff_hz <= max_cutoff_hz < {SAMPLE_RATE / 2}")
         if not 1 <= self.min_order <= self.max_order:
             raise ValueError("need 1 <= min_order <= max_order")
+        if self.target_lowpass_hz is not None:
+            lo, hi = self.target_lowpass_hz
+            if not 0 < lo <= hi < SAMPLE_RATE / 2:
+                raise ValueError(f"target_lowpass_hz must be [lo, hi] with 0 < lo <= hi < {SAMPLE_RATE / 2}, got "
+                                 f"{list(self.target_lowpass_hz)}")
+        if not 0.0 <= self.target_lowpass_prob <= 1.0:
+            raise ValueError(f"target_lowpass_prob is a probability, got {self.target_lowpass_prob}")
+        if self.fixed_target_rolloff is not None and not 0.0 <= self.fixed_target_rolloff <= 1.0:
+            raise ValueError(f"fixed_target_rolloff is a normalised roll-off in [0, 1], got {self.fixed_target_rolloff}")
 
 
 def draw_lowpass(rng: np.random.Generator, config: SimulationConfig, content_hz: float | None = None) -> LowPassSpec:
@@ -227,16 +243,29 @@ class SimulatedPair:
     rolloff_hr: float
 
 
+def limit_target(audio: torch.Tensor, rng: np.random.Generator, config: SimulationConfig) -> torch.Tensor:
+    """The training target, low-passed at a drawn frequency with ``config.target_lowpass_prob`` (the authors'
+    ``output_cut_off_freq_range``), else unchanged; the same filter families and orders as the input's."""
+    if config.target_lowpass_hz is None or rng.random() >= config.target_lowpass_prob:
+        return audio
+    lo, hi = config.target_lowpass_hz
+    spec = draw_lowpass(rng, SimulationConfig(min_cutoff_hz=lo, max_cutoff_hz=hi, filter_types=config.filter_types,
+                                              min_order=config.min_order, max_order=config.max_order))
+    return apply_lowpass(audio, spec, resample=config.resample).to(torch.as_tensor(audio).dtype)
+
+
 def simulate_low_res(audio: torch.Tensor | np.ndarray, rng: np.random.Generator,
                      config: SimulationConfig = SimulationConfig()) -> SimulatedPair:
-    """Draw a degradation, apply it, and return both normalised roll-offs (f_l, f_h)."""
+    """Draw a degradation, apply it, and return both normalised roll-offs (f_l, f_h; f_h is
+    ``config.fixed_target_rolloff`` when set, the control of experiments/fh_steering.py)."""
     high = as_channels_first(audio)
     hr_bin = rolloff_bin(high)
     content_hz = hr_bin * SAMPLE_RATE / ROLLOFF_N_FFT
     # A silent clip has no content: keep the paper's draw instead of clamping to 0 Hz.
     spec = draw_lowpass(rng, config, content_hz if hr_bin > 0 else None)
     low = apply_lowpass(high, spec, resample=config.resample)
-    return SimulatedPair(low, spec, rolloff_ratio(low), hr_bin / ROLLOFF_BINS)
+    f_h = hr_bin / ROLLOFF_BINS if config.fixed_target_rolloff is None else config.fixed_target_rolloff
+    return SimulatedPair(low, spec, rolloff_ratio(low), f_h)
 
 
 def cutoff_to_rolloff_ratio(cutoff_hz: float) -> float:

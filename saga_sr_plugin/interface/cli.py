@@ -178,13 +178,10 @@ def summary_line(verb: str, done: int, total: int, failures: tp.Sequence, skippe
     return "; ".join(parts)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation.protocol import evaluate, markdown_table, plot_summary, reference_rolloffs, write_csv
-    from ..atomic import write_text
-
-    out = writable_folder(args.output_dir)
+def _model_systems(args: argparse.Namespace, references: str) -> tuple[dict, tp.Any]:
+    """The systems and the FD embedder of an evaluation: output folders, and the model (with its raw decode)."""
     systems: dict = {}
-    for folder in args.outputs or []:
+    for folder in getattr(args, "outputs", None) or []:
         systems[Path(folder).name] = folder
     embedder = None
     if args.fd != "none":
@@ -195,6 +192,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
         embedder = EMBEDDERS[args.fd](device=device)
     if args.weights:
+        from ..data.sidecar import captions_under
+        from ..evaluation.protocol import reference_rolloffs
         from ..inference.upsampler import Upsampler, raw_settings
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device,
@@ -204,14 +203,21 @@ def _evaluate(args: argparse.Namespace) -> int:
                                       target_rolloff=None if oracle else args.target_rolloff,
                                       sampler=args.sampler, schedule=args.schedule,
                                       batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
-        from ..data.sidecar import captions_under
-
         # each reference's caption from the captions.jsonl files under the folder, unless --caption is given
-        captions = {} if args.caption is not None else captions_under(args.references)
-        rolloffs = reference_rolloffs(args.references) if oracle else None
+        captions = {} if args.caption is not None else captions_under(references)
+        rolloffs = reference_rolloffs(references) if oracle else None
         variants = {} if args.no_raw else {"raw": raw_settings(settings)}
         systems["saga-sr-oracle" if oracle else "saga-sr"] = upsampler.system(
             settings, caption=args.caption or "", captions=captions, target_rolloffs=rolloffs, variants=variants)
+    return systems, embedder
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.protocol import evaluate, markdown_table, plot_summary, write_csv
+    from ..atomic import write_text
+
+    out = writable_folder(args.output_dir)
+    systems, embedder = _model_systems(args, args.references)
     report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
                       save_inputs=args.save_inputs, perceptual=not args.no_visqol, embedder=embedder)
     rows = report.rows
@@ -227,6 +233,37 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(table)
         print(f"wrote {out / 'lsd_per_file.csv'}, {out / 'lsd.md'}, {out / 'lsd.png'} (LSD, ViSQOL and FD, "
               "despite the names)")
+    print(summary_line("scored", report.scored, report.total, report.failed),
+          file=sys.stderr if report.failed else sys.stdout)
+    return 1 if report.failed else 0
+
+
+def _table1(args: argparse.Namespace) -> int:
+    from ..atomic import write_text
+    from ..evaluation.paper_sets import build_sets, table1
+    from ..evaluation.protocol import describe_metric, evaluate, write_csv
+
+    out = writable_folder(args.output_dir)
+    if not (args.vctk or args.fma or args.esc50):
+        print("error: give at least one of --vctk, --fma, --esc50 (the paper's three test sets)", file=sys.stderr)
+        return 2
+    built = build_sets(out / "sets", args.vctk, args.fma, args.esc50, args.clips, args.seconds)
+    print("sets: " + ", ".join(f"{name} {n} clips" for name, n in built.written.items())
+          + (f"; {len(built.skipped)} file(s) skipped (see {out / 'sets' / 'manifest.json'})" if built.skipped else ""))
+    systems, embedder = _model_systems(args, str(out / "sets"))
+    report = evaluate(out / "sets", systems, (4000, 8000), seed=args.seed, perceptual=not args.no_visqol,
+                      embedder=embedder)
+    write_csv(report.rows, out / "lsd_per_file.csv")
+    parts = [f"# Table 1 protocol: {', '.join(f'{k} ({v} clips)' for k, v in built.written.items())}, inputs at 4 and "
+             f"8 kHz\n"]
+    for metric in ("nuwave2/lsd", "ssr/lsd", "visqol"):
+        if metric == "visqol" and args.no_visqol:
+            continue
+        parts.append(f"{describe_metric(metric)}" + (" / FD" if report.fd and metric != "visqol" else "") + "\n")
+        parts.append(table1(report.rows, report.fd if metric != "visqol" else None, metric))
+    text = "\n".join(parts)
+    write_text(out / "table1.md", text)
+    print(text)
     print(summary_line("scored", report.scored, report.total, report.failed),
           file=sys.stderr if report.failed else sys.stdout)
     return 1 if report.failed else 0
@@ -279,6 +316,39 @@ def _pre_encode(args: argparse.Namespace) -> int:
     for skip in report.skipped:
         print(f"  skipped: {skip['reason']}", file=sys.stderr)
     return 1 if report.skipped else 0
+
+
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """What evaluate and table1 share: the model run on the simulated inputs, and the scores."""
+    p.add_argument("--model-config", default=None)
+    p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
+    add_mismatch_argument(p)
+    p.add_argument("--steps", type=integer(1), default=None,
+                   help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
+                        "linear or logsnr)")
+    p.add_argument("--target-rolloff", type=rolloff_choice("auto", "oracle"), default=None,
+                   help="normalised target roll-off f_h in [0, 1], 'auto' (from each input), or 'oracle' (each "
+                        "reference's own roll-off: an upper bound, report it apart); default: the config's, else 0.9")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
+                   help="official sampler (default: the config's saga_sr.sampler, else euler)")
+    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
+                   help="t-schedule (default: the config's, else linear_quadratic)")
+    p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
+                                                  "from captions.jsonl under the folder, else the text null)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
+    p.add_argument("--lfr-boundary", choices=LFR_BOUNDARY_NAMES, default=None,
+                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors'), below where "
+                        "its content ends, or below the band its rate allows (band_limit; default: the config's)")
+    p.add_argument("--batch-size", type=integer(1), default=None,
+                   help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
+    p.add_argument("--no-raw", action="store_true",
+                   help="score only the post-processed output (default: also the model's raw decode, saga-sr-raw, "
+                        "from the same sampling)")
+    p.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (about 0.5 s per 1.5 s clip and system)")
+    p.add_argument("--fd", choices=["none", "openl3"], default="none",
+                   help="Fréchet distance per set on these embeddings (the paper's: openl3; needs "
+                        "pip install 'saga-sr[fd]' and the weights torchopenl3 fetches on first use)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,40 +455,23 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=DefaultsHelpFormatter)
     p.add_argument("references", help="folder of 44.1 kHz references; first-level subfolders are categories")
     p.add_argument("--outputs", nargs="*", help="folders of system outputs laid out as CUTOFF/<relative path>.wav")
-    p.add_argument("--model-config", default=None)
-    p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
-    add_mismatch_argument(p)
     p.add_argument("--cutoffs", type=finite(1000.0, 22050.0), nargs="+", default=[4000, 8000])
-    p.add_argument("--steps", type=integer(1), default=None,
-                   help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
-                        "linear or logsnr)")
-    p.add_argument("--target-rolloff", type=rolloff_choice("auto", "oracle"), default=None,
-                   help="normalised target roll-off f_h in [0, 1], 'auto' (from each input), or 'oracle' (each "
-                        "reference's own roll-off: an upper bound, report it apart); default: the config's, else 0.9")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
-                   help="official sampler (default: the config's saga_sr.sampler, else euler)")
-    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
-                   help="t-schedule (default: the config's, else linear_quadratic)")
-    p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
-                                                  "from captions.jsonl under the folder, else the text null)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
     p.add_argument("--no-baselines", action="store_true", help="skip the unprocessed and sinc baselines")
-    p.add_argument("--no-raw", action="store_true",
-                   help="score only the post-processed output (default: also the model's raw decode, saga-sr-raw, "
-                        "from the same sampling)")
-    p.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (about 0.5 s per 1.5 s clip and system)")
-    p.add_argument("--fd", choices=["none", "openl3"], default="none",
-                   help="Fréchet distance per set on these embeddings (the paper's: openl3; needs "
-                        "pip install 'saga-sr[fd]' and the weights torchopenl3 fetches on first use)")
     p.add_argument("--save-inputs", default=None, help="also write the simulated inputs here")
-    p.add_argument("--lfr-boundary", choices=LFR_BOUNDARY_NAMES, default=None,
-                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors'), below where "
-                        "its content ends, or below the band its rate allows (band_limit; default: the config's)")
-    p.add_argument("--batch-size", type=integer(1), default=None,
-                   help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
+    add_scoring_arguments(p)
     p.add_argument("-o", "--output-dir", default="outputs/evaluate")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("table1", help="the paper's Table 1 protocol from local VCTK, FMA-small and ESC-50 copies",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("--vctk", default=None, help="VCTK folder (speaker folders p225 ... s5; 0.92 or 0.80 layout)")
+    p.add_argument("--fma", default=None, help="FMA-small folder (000/000002.mp3 ...)")
+    p.add_argument("--esc50", default=None, help="ESC-50 folder (audio/ and meta/esc50.csv); fold 5 is scored")
+    p.add_argument("--clips", type=integer(2), default=400, help="clips per set (the paper: 400)")
+    p.add_argument("--seconds", type=finite(1.0), default=5.94, help="longest excerpt per clip (the middle)")
+    add_scoring_arguments(p)
+    p.add_argument("-o", "--output-dir", default="outputs/table1")
+    p.set_defaults(func=_table1)
 
     p = sub.add_parser("gui", help="a web page to upsample and compare (Gradio, 127.0.0.1 by default)",
                        formatter_class=DefaultsHelpFormatter)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 
 import numpy as np
 import pytest
@@ -100,3 +101,35 @@ def test_dataset_configs_of_the_flat_layout_still_load_with_a_note(old, new, cap
         resolved = resolve_metadata_module(old, "old_dataset.json")
     assert resolved.replace("\\", "/").endswith(f"saga_sr_plugin/{new}")
     assert "old_dataset.json" in caplog.text and "saga_sr_plugin.data." in caplog.text
+
+
+def test_the_target_low_pass_reaches_the_official_datasets_target_and_f_h(dataset, demo_model_config):
+    """The authors' output_cut_off_freq_range through the official dataset: the batch's target is band-limited and
+    f_h says so; the input's cutoff stays under it."""
+    from saga_sr_plugin.data.simulation import SAMPLE_RATE, bandwidth_hz
+
+    folder, config, path = dataset
+    config = {**config, "datasets": [{**config["datasets"][0]}],
+              "saga_sr": {"min_cutoff_hz": 2000, "max_cutoff_hz": 16000, "target_lowpass_hz": [5000, 5001]}}
+    loader = assembly.build_dataloader(config, path, demo_model_config, batch_size=2, num_workers=1)
+    random.seed(0)   # the module draws from Python's random, as the official dataset's workers seed it
+    for i, name in enumerate(loader.dataset.filenames):
+        if name.endswith("clip_000.wav"):
+            audio, info = loader.dataset[i]
+            break
+    assert bandwidth_hz(audio) < 6000   # the demo clips reach 20 kHz
+    assert 0.1 < info["rolloff_hr"] < 0.35   # 7.7 kHz: the 98.5 % roll-off can sit in the resampler's leakage
+    assert info["lr_cutoff_hz"] <= 0.94 * info["rolloff_hr"] * SAMPLE_RATE / 2 * 1025 / 1024 + 1
+
+
+def test_the_control_holds_f_h_constant_and_bad_ranges_are_refused():
+    from saga_sr_plugin.data.simulation import SimulationConfig, simulate_low_res
+    from saga_sr_plugin.data import metadata
+
+    audio = torch.randn(2, 22050) * 0.2
+    pair = simulate_low_res(audio, np.random.default_rng(0), SimulationConfig(fixed_target_rolloff=0.6))
+    assert pair.rolloff_hr == 0.6
+    for bad in ({"target_lowpass_hz": [9000, 3000]}, {"target_lowpass_prob": 1.5}, {"fixed_target_rolloff": 2.0}):
+        with pytest.raises(ValueError):
+            metadata.configure(bad)
+    metadata.configure({})
