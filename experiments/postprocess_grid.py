@@ -10,7 +10,8 @@ those same windows (``Upsampler.upsample_many``'s variants), so the chains diffe
 Every output is scored by ViSQOL and LSD (NU-Wave 2) against its reference. Per chain: the mean
 over groups (set x category x cutoff) of ViSQOL and LSD, the groups where its ViSQOL is below the
 unprocessed input's, and the files whose LSD-LF is more than 0.05 above their input's (the issue's
-three targets). Writes ``OUT/grid.md``, ``OUT/grid.json`` and the per-file ``OUT/lsd_per_file.csv``.
+three targets). Writes ``OUT/grid.md``, ``OUT/grid.json``, the per-group tables ``OUT/per_group.md`` and the
+per-file ``OUT/lsd_per_file.csv``. ``--chains`` scores only some chains (e.g. a recipe before and after).
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from pathlib import Path
 
 from saga_sr_plugin.data.audio_io import list_audio_files
 from saga_sr_plugin.data.sidecar import captions_under
-from saga_sr_plugin.evaluation.protocol import evaluate, summarise, write_csv
+from saga_sr_plugin.evaluation.protocol import evaluate, markdown_table, summarise, write_csv
 from saga_sr_plugin.inference.settings import LFR_BOUNDARIES
 from saga_sr_plugin.inference.upsampler import Upsampler, raw_settings
 
-RATIO_RULES = ("cutoff_magnitude", "output_to_input", "none")
+RATIO_RULES = ("cutoff_magnitude", "output_to_input")   # "none" measured within 0.03 LSD of output_to_input
 SLOPE_CAPS = (None, 3.0)
 MAIN = "m"
 
@@ -54,7 +55,7 @@ def link_references(folders: list[str], per_category: int, out: Path) -> tuple[P
 
 
 def grid_table(rows: list[dict], names: dict[str, str]) -> tuple[str, list[dict]]:
-    visqol, lsd, lsd_lf = (summarise(rows, m) for m in ("visqol", "nuwave2/lsd", "nuwave2/lsd_lf"))
+    visqol, lsd, lsd_lf = (summarise(rows, m) for m in ("visqol", "nuwave2/lsd", "nuwave2/lsd_lf"))   # NaN-free means
     groups = sorted({(k[0], k[1]) for k in visqol if k[0] != "all"})
     inputs = {(r["file"], r["cutoff_hz"]): r["nuwave2/lsd_lf"] for r in rows if r["system"] == "unprocessed"}
     table = []
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default="runs/postprocess_grid")
+    p.add_argument("--chains", nargs="+", default=None, metavar="BOUNDARY/RATIO/CAP",
+                   help="only these chains, e.g. content/output_to_input/3 band_limit/cutoff_magnitude/none "
+                        "(default: the whole grid)")
     args = p.parse_args(argv)
     out = Path(args.out)
     refs, captions = link_references(args.clips, args.per_category, out)
@@ -93,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     base = upsampler.settings(steps=args.steps)
     variants, names = {}, {"unprocessed": "unprocessed input", "sinc": "sinc", f"{MAIN}-raw": "raw decode"}
     variants["raw"] = raw_settings(base)
-    for boundary, ratio, cap in itertools.product(LFR_BOUNDARIES, RATIO_RULES, SLOPE_CAPS):
+    chains = itertools.product(LFR_BOUNDARIES, RATIO_RULES, SLOPE_CAPS) if args.chains is None else [
+        (b, r, None if c == "none" else float(c)) for b, r, c in (chain.split("/") for chain in args.chains)]
+    for boundary, ratio, cap in chains:
         key = f"{boundary}-{ratio}-{cap}"
         variants[key] = dataclasses.replace(base, lfr_boundary=boundary, lfr_ratio_rule=ratio, slope_cap_db=cap,
                                             envelope_margin_db=None)
@@ -104,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     text, table = grid_table(rows, names)
     (out / "grid.md").write_text(f"# Post-processing grid on {', '.join(args.clips)} ({run})\n\n" + text)
     (out / "grid.json").write_text(json.dumps(table, indent=2))
+    named = [{**r, "system": names.get(r["system"], r["system"])} for r in rows]
+    (out / "per_group.md").write_text(markdown_table(named, ("visqol", "nuwave2/lsd", "nuwave2/lsd_lf")))
     print(text)
 
 
