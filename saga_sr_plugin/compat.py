@@ -25,9 +25,11 @@ handled here, one comment each; no other module asks which release is installed.
    writes them to the loggers only. :func:`logs_through_lightning` says which.
 7. EMA: 0.0.19 uses ``ema_pytorch.EMA``, 0.0.20 a vendored ``training/ema.py``; both expose
    ``ema_model``, the only attribute the plugin reads.
-8. FD metrics: 0.0.20 ships ``training/metrics/fad_metrics.py`` (Fréchet distance, OpenL3 through
-   torchopenl3); 0.0.19 has none. :func:`frechet_distance` and :func:`load_openl3` use the official
-   code where it exists and the same libraries (scipy, torchopenl3) where it does not.
+8. FD metrics: 0.0.20 ships ``training/metrics/fad_metrics.py``, but importing it imports laion_clap,
+   which fetches roberta-base's tokenizer from the Hugging Face hub at import time. Offline (CI, clusters
+   without network) that import retries for minutes and then fails. So both releases use the libraries that
+   module itself calls, scipy for the Fréchet distance and torchopenl3 for OpenL3 (mel256, 512 dimensions),
+   and the official module is never imported (:func:`frechet_distance`, :func:`load_openl3`).
 9. Datasets, FSDP and LoRA: ``wds`` datasets, ``training/fsdp.py`` and ``training.lora_config`` exist
    only in 0.0.20 (:data:`FEATURES`).
 
@@ -52,8 +54,7 @@ DATASET_MODULE = "stable_audio_tools.data.dataset"
 SCHEDULER_MODULE = "stable_audio_tools.training.utils"
 
 # 9. what only the newer release has
-FEATURES = {"wds_dataset": not IS_0_0_19, "fsdp_ema": not IS_0_0_19, "lora": not IS_0_0_19,
-            "official_fad": not IS_0_0_19}
+FEATURES = {"wds_dataset": not IS_0_0_19, "fsdp_ema": not IS_0_0_19, "lora": not IS_0_0_19}
 
 
 # ---------------------------------------------------------------- 1. InverseLR and torch's `verbose`
@@ -156,11 +157,6 @@ def logs_through_lightning() -> bool:
 # ---------------------------------------------------------------- 8. FD
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two sets of embeddings ((n, d) and (m, d))."""
-    if not IS_0_0_19:
-        from stable_audio_tools.training.metrics.fad_metrics import (calculate_embd_statistics,
-                                                                     calculate_frechet_distance)
-
-        return float(calculate_frechet_distance(*calculate_embd_statistics(a), *calculate_embd_statistics(b)))
     from scipy import linalg
 
     mu_a, mu_b = a.mean(0), b.mean(0)
@@ -173,12 +169,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_openl3(device: str = "cpu", content_type: str = "music") -> torch.nn.Module:
-    """OpenL3 (mel256, 512 dimensions): the official loader on 0.0.20, torchopenl3 (what it calls) on 0.0.19."""
+    """OpenL3 (mel256, 512 dimensions) through torchopenl3, what 0.0.20's loader calls (see 8. above)."""
     try:
-        if not IS_0_0_19:
-            from stable_audio_tools.training.metrics.fad_metrics import load_openl3_model
-
-            return load_openl3_model(device=device, content_type=content_type)[0]
         import torchopenl3
 
         return torchopenl3.core.load_audio_embedding_model(content_type=content_type, input_repr="mel256",
