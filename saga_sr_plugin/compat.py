@@ -29,7 +29,7 @@ handled here, one comment each; no other module asks which release is installed.
    which fetches roberta-base's tokenizer from the Hugging Face hub at import time. Offline (CI, clusters
    without network) that import retries for minutes and then fails. So both releases use the libraries that
    module itself calls, scipy for the Fréchet distance and torchopenl3 for OpenL3 (mel256, 512 dimensions),
-   and the official module is never imported (:func:`frechet_distance`, :func:`load_openl3`).
+   and the official module is never imported (``evaluation/frechet.py``); no release difference is left.
 9. Datasets, FSDP and LoRA: ``wds`` datasets, ``training/fsdp.py`` and ``training.lora_config`` exist
    only in 0.0.20 (:data:`FEATURES`).
 
@@ -152,31 +152,3 @@ ARC_WEIGHT_KEYS = ("teacher_model", "teacher_model_ckpt", "teacher_model_config_
 def logs_through_lightning() -> bool:
     """True where the official wrapper logs ``train/loss`` with ``self.log`` (progress bar, callback_metrics)."""
     return IS_0_0_19
-
-
-# ---------------------------------------------------------------- 8. FD
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two sets of embeddings ((n, d) and (m, d))."""
-    from scipy import linalg
-
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(root).all():   # a near-singular product: regularise as the usual FID code does
-        offset = np.eye(cov_a.shape[0]) * 1e-6
-        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root.real))
-
-
-def load_openl3(device: str = "cpu", content_type: str = "music") -> torch.nn.Module:
-    """OpenL3 (mel256, 512 dimensions) through torchopenl3, what 0.0.20's loader calls (see 8. above)."""
-    try:
-        import torchopenl3
-
-        return torchopenl3.core.load_audio_embedding_model(content_type=content_type, input_repr="mel256",
-                                                          embedding_size=512).to(device).eval()
-    except ImportError as err:
-        raise ImportError(f"OpenL3 needs torchopenl3: pip install 'saga-sr[fd]' ({err})") from err
-    except OSError as err:   # torchopenl3 fetches its weights from GitHub on first use
-        raise OSError(f"could not load the OpenL3 weights (torchopenl3 downloads them on first use; this machine "
-                      f"may be offline): run once with network access, or evaluate without --fd ({err})") from err

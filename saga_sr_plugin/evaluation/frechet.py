@@ -2,10 +2,10 @@
 
 Table 1 reports FD on OpenL3 embeddings of 400 clips per set. An embedder maps (channels, samples) at
 its own rate to (frames, dim); the clips' frames are pooled per set, a Gaussian fitted to each side,
-and their Fréchet distance taken (the official ``calculate_frechet_distance`` where stable-audio-tools
-0.0.20 ships it: ``compat.frechet_distance``). OpenL3 loads through the official loader where 0.0.20
-is installed and through ``torchopenl3`` (what that loader calls) otherwise: ``pip install
-'saga-sr[fd]'``; torchopenl3 fetches its weights from GitHub on first use, so the first run needs the
+and their Fréchet distance taken with scipy. OpenL3 loads through ``torchopenl3``: ``pip install
+'saga-sr[fd]'``. stable-audio-tools 0.0.20's ``fad_metrics`` calls the same two libraries, but importing
+it imports laion_clap, which fetches a tokenizer from the hub at import (compat.py, item 8), so it is not
+used on either release. torchopenl3 fetches its weights from GitHub on first use, so the first run needs the
 network. Sets smaller than :data:`PAPER_CLIPS` are marked (the statistic is biased upward for small
 sets, so such a value is comparable only with one from the same number of clips); fewer than
 :data:`MIN_CLIPS` are refused.
@@ -16,13 +16,39 @@ import dataclasses
 import math
 import typing as tp
 
+import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from ..compat import frechet_distance, load_openl3
-
 PAPER_CLIPS = 400
 MIN_CLIPS = 2
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of embeddings ((n, d) and (m, d))."""
+    from scipy import linalg
+
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(root).all():   # a near-singular product: regularise as the usual FID code does
+        offset = np.eye(cov_a.shape[0]) * 1e-6
+        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root.real))
+
+
+def load_openl3(device: str = "cpu", content_type: str = "music") -> torch.nn.Module:
+    """OpenL3 (mel256, 512 dimensions) through torchopenl3, what 0.0.20's loader calls (compat.py, item 8)."""
+    try:
+        import torchopenl3
+
+        return torchopenl3.core.load_audio_embedding_model(content_type=content_type, input_repr="mel256",
+                                                          embedding_size=512).to(device).eval()
+    except ImportError as err:
+        raise ImportError(f"OpenL3 needs torchopenl3: pip install 'saga-sr[fd]' ({err})") from err
+    except OSError as err:   # torchopenl3 fetches its weights from GitHub on first use
+        raise OSError(f"could not load the OpenL3 weights (torchopenl3 downloads them on first use; this machine "
+                      f"may be offline): run once with network access, or evaluate without --fd ({err})") from err
 
 
 class Embedder(tp.Protocol):
