@@ -84,6 +84,27 @@ def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins
     return min(edge, rolloff + int(below.min())) if len(below) else edge
 
 
+def own_content_end_bin(spectrum: torch.Tensor, edge: int, limit: int, rise_db: float = 15.0,
+                        floor_db: float = 100.0, smooth_bins: int = 9) -> int:
+    """The content edge, moved up to the last of the input's own components below a known band ``limit``.
+
+    A low-pass's transition band only falls; content that rises ``rise_db`` above the lowest level
+    between ``edge`` and itself (and lies within ``floor_db`` of the spectrum's peak) is the input's
+    own: a ring's harmonics at 5.5 and 7.7 kHz, 70-85 dB under its fundamental, past a gap that
+    stops :func:`content_edge_bin` at 3.5 kHz (issue 25). The LFR keeps every bin up to it, so the
+    boundary never throws away what the input holds below the cutoff the rate or the evaluation gives.
+    """
+    if limit <= edge + smooth_bins:
+        return edge
+    kernel = torch.ones(1, 1, smooth_bins, dtype=spectrum.dtype, device=spectrum.device) / smooth_bins
+    smooth = torch.nn.functional.conv1d(spectrum.reshape(1, 1, -1), kernel, padding=smooth_bins // 2).reshape(-1)
+    level = 20 * torch.log10(smooth.clamp(min=1e-30))
+    zone = level[edge:limit]
+    lowest = torch.cummin(zone, dim=0).values
+    own = torch.nonzero((zone - lowest >= rise_db) & (zone > level.max() - floor_db))
+    return min(limit, edge + int(own.max()) + smooth_bins // 2 + 1) if len(own) else edge
+
+
 def bandwidth_hz(clip: torch.Tensor, floor_db: float = -70.0, sample_rate: int = SAMPLE_RATE) -> float:
     """A clip's own bandwidth: the highest frequency whose smoothed power is within ``floor_db`` of its
     peak band (what the real-audio data command skips band-limited clips by, and what the evaluation

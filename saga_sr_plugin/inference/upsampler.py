@@ -21,7 +21,7 @@ from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditio
 
 from ..data.audio_io import prepare_input
 from ..data.simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, content_edge_bin,
-                               rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
+                               own_content_end_bin, rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
 from ..models.conditioners import LowResLatentConditioner
 from ..models.loading import load_exported_model
 from .postprocess import replace_low_frequencies
@@ -266,7 +266,9 @@ class Upsampler:
                                            limit_bin / ROLLOFF_BINS if known_limit else None)
         else:
             target = float(settings.target_rolloff)
-        boundaries = {"rolloff": min(rolloff, nyquist_bin), "content": edge,
+        # the input's own components past a gap, below the band its rate (or the evaluation) gives, are kept
+        content = own_content_end_bin(spectrum, edge, min(limit_bin, nyquist_bin)) if known_limit else edge
+        boundaries = {"rolloff": min(rolloff, nyquist_bin), "content": content,
                       # the known band limit keeps every bin the input's rate allowed (its own content included)
                       "band_limit": limit_bin if known_limit else edge}
         tracks = {name: _Track(s, Crossfader(stereo, self.window, overlap), boundaries[s.lfr_boundary])

@@ -173,3 +173,42 @@ def test_the_band_limit_boundary_keeps_the_inputs_own_quiet_content_below_the_gi
     kept = (outputs["band_limit"][1] - band(lowres)).abs().pow(2).sum() / band(lowres).abs().pow(2).sum()
     replaced = (outputs["content"][1] - band(lowres)).abs().pow(2).sum() / band(lowres).abs().pow(2).sum()
     assert kept < 0.2 < 100 < replaced, (float(kept), float(replaced))   # kept: within leakage of the added band
+
+
+# ---------------------------------------------------------------- the ring case (issue 25, item 4)
+def _ring(seconds: float = 1.0) -> torch.Tensor:
+    """A ring's spectrum: loud partials to 3.1 kHz, a gap, and its own quiet partials at 5.5 and 7 kHz (62 dB down)."""
+    from conftest import sine
+    parts = [(1000, 0.5), (2600, 0.05), (3100, 0.05), (5500, 0.5 * 10 ** (-62 / 20)), (7000, 0.5 * 10 ** (-62 / 20))]
+    return sum(sine(f, seconds, amp=a) for f, a in parts).double()
+
+
+def test_the_lfr_boundary_keeps_the_inputs_own_partials_past_a_gap_below_the_known_limit():
+    from conftest import lowpassed
+
+    from saga_sr_plugin.data.simulation import content_edge_bin, own_content_end_bin, summed_magnitude
+
+    spectrum = summed_magnitude(lowpassed(_ring(), 8000))
+    edge = content_edge_bin(spectrum)
+    assert edge * SR / 2048 < 4500, "the content edge stops at the gap (what threw the ring's partials away)"
+    assert own_content_end_bin(spectrum, edge, int(8000 / (SR / 2048))) * SR / 2048 > 7000
+    # a low-pass's transition band only falls: nothing past it is taken for the input's own content
+    noise = summed_magnitude(lowpassed(white_noise(1.0, seed=3), 3000))
+    noise_edge = content_edge_bin(noise)
+    assert own_content_end_bin(noise, noise_edge, int(8000 / (SR / 2048))) == noise_edge
+
+
+def test_upsampling_a_ring_at_16_khz_leaves_its_partials_below_8_khz_as_they_came(demo_model_files):
+    import torchaudio.functional as AF
+
+    upsampler = Upsampler.load(*demo_model_files, device="cpu")
+    ring16k = AF.resample(_ring().float(), SR, 16000)
+    settings = dataclasses.replace(upsampler.settings(steps=2), lfr_boundary="content", peak_limit_dbfs=None)
+    result = upsampler.upsample(ring16k, 16000, caption="", settings=settings)
+    assert result.input_cutoff_hz > 7000, result.input_cutoff_hz
+    spec_in = _stft(AF.resample(ring16k.double(), 16000, SR), 2048, 512).abs().pow(2).mean(dim=(0, 2))
+    spec_out = _stft(result.audio.double()[..., :spec_in.shape[-1] * 512], 2048, 512).abs().pow(2).mean(dim=(0, 2))
+    for hz in (5500, 7000):
+        b = round(hz / (SR / 2048))
+        level_in, level_out = (10 * math.log10(float(s[b - 2:b + 3].sum())) for s in (spec_in, spec_out))
+        assert abs(level_out - level_in) < 1.0, (hz, level_in, level_out)
