@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import typing as tp
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
 
-from ..data.audio_io import prepare_input
+from ..data.audio_io import prepare_input, read_audio, write_audio
 from ..data.simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, content_edge_bin,
                                own_content_end_bin, rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
 from ..models.conditioners import LowResLatentConditioner
@@ -238,6 +239,15 @@ class Upsampler:
         _, result = next(self.upsample_many([job], settings, progress, on_step))
         if isinstance(result, Exception):
             raise result
+        return result
+
+    def upsample_file(self, path: str | os.PathLike, output: str | os.PathLike | None = None,
+                      caption: str | None = None, settings: UpsampleSettings | None = None) -> UpsampleResult:
+        """Upsample an audio file (any rate from 8 kHz); write the 44.1 kHz result to ``output`` if given."""
+        audio, sample_rate = read_audio(path)
+        result = self.upsample(audio, sample_rate, caption=caption, settings=settings)
+        if output is not None:
+            write_audio(output, result.audio, result.sample_rate)
         return result
 
     def _admit(self, job: UpsampleJob, settings: UpsampleSettings,
