@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import typing as tp
 
+from .notices import known_lines_dropped
 from .on_import import call_after_import
 
 __version__ = "0.1.0"
@@ -50,16 +51,17 @@ __all__ = sorted(PUBLIC)
 
 def _activate() -> None:
     """Register with the official factory; runs once, right after ``stable_audio_tools`` is imported."""
-    from .compat import install as install_compat
-    from .models.registry import register
     from .notices import install as quiet_known_notices
 
     quiet_known_notices()   # before anything else imports stable-audio-tools' transformer
+    from .compat import install as install_compat
+    from .models.registry import register
+
     install_compat()
     register()
 
 
-call_after_import("stable_audio_tools", _activate)
+call_after_import("stable_audio_tools", _activate, around=known_lines_dropped)
 
 
 def __getattr__(name: str) -> tp.Any:

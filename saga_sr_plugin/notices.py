@@ -15,22 +15,32 @@ import contextlib
 import importlib
 import io
 import sys
+import typing as tp
 import warnings
 
 FLASH_ATTN_LINES = ("No module named 'flash_attn'", "flash_attn not installed, disabling Flash Attention")
 NOTICE_MODULE = "stable_audio_tools.models.transformer"
 
 
+@contextlib.contextmanager
+def known_lines_dropped(dropped: tuple[str, ...] = FLASH_ATTN_LINES) -> tp.Iterator[None]:
+    """Within the block, the exact ``dropped`` lines printed are dropped; every other line is printed."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            yield
+    finally:
+        kept = [line for line in captured.getvalue().splitlines() if line.strip() not in dropped]
+        if kept:
+            print("\n".join(kept))
+
+
 def import_quietly(module: str = NOTICE_MODULE, dropped: tuple[str, ...] = FLASH_ATTN_LINES) -> None:
     """Import ``module`` (once), dropping the exact ``dropped`` lines it prints."""
     if module in sys.modules:
         return
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
+    with known_lines_dropped(dropped):
         importlib.import_module(module)
-    kept = [line for line in captured.getvalue().splitlines() if line.strip() not in dropped]
-    if kept:
-        print("\n".join(kept))
 
 
 def filter_known_warnings(cuda_available: bool) -> None:

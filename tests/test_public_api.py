@@ -40,6 +40,7 @@ def test_importing_stable_audio_tools_after_the_package_registers_the_plugin():
         print("REGISTERED", is_registered())
     """)
     assert "REGISTERED True" in out
+    assert "flash_attn" not in out, "the official transformer's known notice is dropped, as before"
 
 
 def test_importing_the_package_after_stable_audio_tools_registers_at_once():
