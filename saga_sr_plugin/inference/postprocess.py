@@ -30,6 +30,7 @@ import typing as tp
 import torch
 
 from ..data.simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_bin
+from .settings import RATIO_RULES
 from .target_rolloff import spectral_line_db
 
 
@@ -160,7 +161,6 @@ class Replacement(tp.NamedTuple):
     band_gain_db: float     # gain applied to the generated band by the cap (0: not limited)
 
 
-RATIO_RULES = ("cutoff_magnitude", "band_energy", "none", "output_to_input")
 
 
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:

@@ -15,13 +15,12 @@ import torch
 from stable_audio_tools.inference.sampling import sample_discrete_euler, sample_flow_dpmpp, sample_flow_pingpong
 
 from ..compat import sampler_options
+from .settings import MIN_STEPS, SAMPLER_NAMES, SCHEDULES
 
 # The official samplers by name. pingpong re-noises with torch's global generator at every step,
 # so its outputs depend on the batch a window shares (the other two are deterministic per window).
-SAMPLERS: dict[str, tp.Callable[..., torch.Tensor]] = {
-    "euler": sample_discrete_euler, "dpmpp": sample_flow_dpmpp, "pingpong": sample_flow_pingpong}
-SCHEDULES = ("linear_quadratic", "linear", "logsnr")
-MIN_STEPS = {"linear_quadratic": 2, "linear": 1, "logsnr": 1}  # the linear-quadratic needs a linear and a quadratic part
+SAMPLERS: dict[str, tp.Callable[..., torch.Tensor]] = dict(
+    zip(SAMPLER_NAMES, (sample_discrete_euler, sample_flow_dpmpp, sample_flow_pingpong), strict=True))
 
 
 def linear_quadratic_schedule(steps: int, threshold: float = 0.025, linear_steps: int | None = None,

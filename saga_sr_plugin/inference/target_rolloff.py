@@ -24,8 +24,8 @@ import typing as tp
 import torch
 
 from ..data.simulation import ROLLOFF_BINS, content_edge_bin, rolloff_bin_of_spectrum, summed_magnitude
+from .settings import AUTO
 
-AUTO = "auto"
 FIT_RANGE = (0.5, 0.9)   # the fitted part of the octave below the edge, as fractions of the edge
 
 

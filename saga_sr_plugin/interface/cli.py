@@ -16,7 +16,8 @@ import sys
 import typing as tp
 from pathlib import Path
 
-from .args import DefaultsHelpFormatter, add_gui_arguments, add_mismatch_argument, finite, integer, rolloff_choice
+from .args import DefaultsHelpFormatter, add_gui_arguments, add_mismatch_argument, finite, integer
+from .setting_flags import add_setting_flags, apply_overrides, setting_overrides
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -28,10 +29,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 OUTPUT_TAG = "_saga_sr"
-# inference.sampling's SAMPLERS and SCHEDULES by name, here so --help imports no torch (a test keeps them equal)
-SAMPLER_NAMES = ("euler", "dpmpp", "pingpong")
-SCHEDULE_NAMES = ("linear_quadratic", "linear", "logsnr")
-LFR_BOUNDARY_NAMES = ("rolloff", "content", "band_limit")   # inference.settings.LFR_BOUNDARIES
+# evaluate's f_h word beyond upsample's
+ORACLE = {"target_rolloff": (("oracle",), "; 'oracle' (evaluate): each reference's own roll-off, an upper bound, "
+                                          "report it apart")}
 
 
 def plan_outputs(inputs: tp.Sequence[str], out_dir: str | Path, fmt: str) -> list[tuple[Path, Path]]:
@@ -105,19 +105,8 @@ def _upsample(args: argparse.Namespace) -> int:
         return 2
     writable_folder(args.output_dir)
     # Every option is checked against the config before the model loads (tens of seconds).
-    overrides = dict(steps=args.steps, sampler=args.sampler, schedule=args.schedule,
-                     guidance_acoustic=args.guidance_acoustic, guidance_text=args.guidance_text,
-                     target_rolloff=args.target_rolloff, seed=args.seed,
-                     low_frequency_replacement=False if args.no_lfr else None, batch_size=args.batch_size,
-                     lfr_boundary=args.lfr_boundary, envelope_margin_db=args.envelope_margin_db,
-                     slope_cap_db=args.slope_cap_db)
-    settings = UpsampleSettings.from_config(load_json(args.model_config, "model config"), **overrides)
-    if args.no_envelope:
-        settings = dataclasses.replace(settings, envelope_margin_db=None)
-    if args.no_slope_cap:
-        settings = dataclasses.replace(settings, slope_cap_db=None)
-    if args.no_peak_limit:
-        settings = dataclasses.replace(settings, peak_limit_dbfs=None)
+    settings = apply_overrides(UpsampleSettings.from_config(load_json(args.model_config, "model config")),
+                               setting_overrides(args))
     failures, skipped, done = [], [], 0
     todo = []
     for path, target in pairs:
@@ -198,11 +187,11 @@ def _model_systems(args: argparse.Namespace, references: str) -> tuple[dict, tp.
 
         upsampler = Upsampler.load(args.model_config, args.weights, args.device,
                                    allow_config_mismatch=args.allow_config_mismatch)
-        oracle = args.target_rolloff == "oracle"
-        settings = upsampler.settings(steps=args.steps, seed=args.seed,
-                                      target_rolloff=None if oracle else args.target_rolloff,
-                                      sampler=args.sampler, schedule=args.schedule,
-                                      batch_size=args.batch_size, lfr_boundary=args.lfr_boundary)
+        overrides = setting_overrides(args)
+        oracle = overrides.get("target_rolloff") == "oracle"
+        if oracle:
+            del overrides["target_rolloff"]
+        settings = apply_overrides(upsampler.settings(), overrides)
         # each reference's caption from the captions.jsonl files under the folder, unless --caption is given
         captions = {} if args.caption is not None else captions_under(references)
         rolloffs = reference_rolloffs(references) if oracle else None
@@ -212,13 +201,20 @@ def _model_systems(args: argparse.Namespace, references: str) -> tuple[dict, tp.
     return systems, embedder
 
 
+def evaluation_seed(args: argparse.Namespace) -> int:
+    """The simulated filters' seed: --seed, else the declared default (not the model config's sampling seed)."""
+    from ..inference.settings import UpsampleSettings
+
+    return UpsampleSettings.seed if args.seed is None else args.seed
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.protocol import evaluate, markdown_table, plot_summary, write_csv
     from ..atomic import write_text
 
     out = writable_folder(args.output_dir)
     systems, embedder = _model_systems(args, args.references)
-    report = evaluate(args.references, systems, args.cutoffs, seed=args.seed, baselines=not args.no_baselines,
+    report = evaluate(args.references, systems, args.cutoffs, seed=evaluation_seed(args), baselines=not args.no_baselines,
                       save_inputs=args.save_inputs, perceptual=not args.no_visqol, embedder=embedder)
     rows = report.rows
     for failure in report.failed:
@@ -251,7 +247,7 @@ def _table1(args: argparse.Namespace) -> int:
     print("sets: " + ", ".join(f"{name} {n} clips" for name, n in built.written.items())
           + (f"; {len(built.skipped)} file(s) skipped (see {out / 'sets' / 'manifest.json'})" if built.skipped else ""))
     systems, embedder = _model_systems(args, str(out / "sets"))
-    report = evaluate(out / "sets", systems, (4000, 8000), seed=args.seed, perceptual=not args.no_visqol,
+    report = evaluate(out / "sets", systems, (4000, 8000), seed=evaluation_seed(args), perceptual=not args.no_visqol,
                       embedder=embedder)
     write_csv(report.rows, out / "lsd_per_file.csv")
     parts = [f"# Table 1 protocol: {', '.join(f'{k} ({v} clips)' for k, v in built.written.items())}, inputs at 4 and "
@@ -323,25 +319,10 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-config", default=None)
     p.add_argument("--weights", default=None, help="run this model on the simulated inputs")
     add_mismatch_argument(p)
-    p.add_argument("--steps", type=integer(1), default=None,
-                   help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
-                        "linear or logsnr)")
-    p.add_argument("--target-rolloff", type=rolloff_choice("auto", "oracle"), default=None,
-                   help="normalised target roll-off f_h in [0, 1], 'auto' (from each input), or 'oracle' (each "
-                        "reference's own roll-off: an upper bound, report it apart); default: the config's, else 0.9")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
-                   help="official sampler (default: the config's saga_sr.sampler, else euler)")
-    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
-                   help="t-schedule (default: the config's, else linear_quadratic)")
     p.add_argument("--caption", default=None, help="caption for every input (default: each reference's caption "
                                                   "from captions.jsonl under the folder, else the text null)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0, help="fixes the simulated filters and the sampling noise")
-    p.add_argument("--lfr-boundary", choices=LFR_BOUNDARY_NAMES, default=None,
-                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors'), below where "
-                        "its content ends, or below the band its rate allows (band_limit; default: the config's)")
-    p.add_argument("--batch-size", type=integer(1), default=None,
-                   help="windows (of several files) per sampler batch (default: 8 on a GPU, 1 on the CPU)")
+    add_setting_flags(p, "evaluate", extra_words=ORACLE)
     p.add_argument("--no-raw", action="store_true",
                    help="score only the post-processed output (default: also the model's raw decode, saga-sr-raw, "
                         "from the same sampling)")
@@ -372,47 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_mismatch_argument(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--steps", type=integer(1), default=None,
-                   help="sampler steps (default: the model config's saga_sr.steps, else 100; 1 needs schedule "
-                        "linear or logsnr)")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
-                   help="official sampler (default: the config's saga_sr.sampler, else euler, the paper's)")
-    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=None,
-                   help="t-schedule (default: the config's, else linear_quadratic, the paper's)")
-    p.add_argument("--guidance-acoustic", type=finite(), default=None,
-                   help="s_a, eq. 4's scale on the low-res latent (default: the config's, else 1.4)")
-    p.add_argument("--guidance-text", type=finite(), default=None,
-                   help="s_t, eq. 4's scale on the caption (default: the config's, else 1.2)")
-    p.add_argument("--target-rolloff", type=rolloff_choice("auto"), default=None,
-                   help="normalised target roll-off f_h in [0, 1] (bin/1025; 0.9 = 19.8 kHz, 1.0 = full band), or "
-                        "'auto': from each input's own spectrum (docs/inference.md); default: the config's, else 0.9")
     p.add_argument("--caption", default=None, help="use this caption instead of captioning the input")
     p.add_argument("--no-caption", action="store_true", help="use the text null (no caption)")
     p.add_argument("--caption-model", default=None,
                    help="Qwen2-Audio hub name or folder (default: the config's saga_sr.caption_model)")
     p.add_argument("--caption-dtype", default="auto")
-    p.add_argument("--no-lfr", action="store_true", help="skip the low-frequency replacement (and what follows it)")
-    p.add_argument("--envelope-margin-db", type=finite(0.0), default=None,
-                   help="keep the added band within this many dB of the input's envelope continued above the "
-                        "cutoff (default: the config's saga_sr.envelope_margin_db; docs/inference.md)")
-    p.add_argument("--no-envelope", action="store_true", help="no envelope matching of the added band (the paper)")
-    p.add_argument("--slope-cap-db", type=finite(), default=None,
-                   help="keep the added band at most this many dB above the input's spectrum continued with its own "
-                        "slope (default: the config's saga_sr.slope_cap_db; docs/inference.md)")
-    p.add_argument("--no-slope-cap", action="store_true", help="no slope cap of the added band (the paper)")
-    p.add_argument("--no-peak-limit", action="store_true",
-                   help="keep the output's level even above 0 dBFS (a .wav is then written as float, which does not "
-                        "clip); default: an output peaking above saga_sr.peak_limit_dbfs is scaled down to it")
-    p.add_argument("--lfr-boundary", choices=LFR_BOUNDARY_NAMES, default=None,
-                   help="low-frequency replacement below the input's 98.5 %% roll-off (the authors'), below where "
-                        "its content ends, or below the band its rate allows (band_limit; default: the config's)")
-    p.add_argument("--seed", type=int, default=0)
+    add_setting_flags(p, "upsample")
     p.add_argument("--format", default="wav", choices=["wav", "flac"])
     p.add_argument("--plot", action="store_true", help="write a PNG of input and output spectrograms")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (default: skip them)")
-    p.add_argument("--batch-size", type=integer(1), default=None,
-                   help="windows (of one or several files) per sampler batch; bounds GPU memory "
-                        "(default: 8 on a GPU, 1 on the CPU)")
     p.set_defaults(func=_upsample)
 
     p = sub.add_parser("caption", help="Qwen2-Audio captions -> captions.jsonl in each folder (resumable)",

@@ -43,11 +43,10 @@ from ..data.simulation import SAMPLE_RATE, BadAudioError
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
 from ..evaluation.protocol import simulate_input
-from ..inference.sampling import SAMPLERS, SCHEDULES
-from ..inference.settings import UpsampleSettings
-from ..inference.target_rolloff import AUTO
+from ..inference.settings import AUTO, UpsampleSettings
 from ..inference.upsampler import Upsampler
 from .args import MAX_SECONDS
+from .setting_flags import kind_of, page_values
 
 CAPTION_MODES = ("none", "typed", "captioner")
 
@@ -103,26 +102,33 @@ def _read_input(page: Page, path: str | None, what: str = "input") -> tuple[torc
     return audio, rate
 
 
-def _rolloff(value: float | str) -> float | str:
-    """The f_h box: a number in [0, 1], or "auto" (from the input; inference/target_rolloff.py)."""
-    text = str(value).strip().lower()
-    if text == AUTO:
-        return AUTO
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"f_h {value!r}: a number in [0, 1] or {AUTO!r}") from None
+# the settings the page offers, in the order of its controls (declared in inference.settings)
+PAGE_SETTINGS = ("steps", "guidance_acoustic", "guidance_text", "target_rolloff", "seed", "low_frequency_replacement",
+                 "sampler", "schedule")
 
 
-def _settings(page: Page, steps: float, guidance_acoustic: float, guidance_text: float, target_rolloff: float,
-              seed: float, lfr: bool, sampler: str, schedule: str) -> UpsampleSettings:
+def _settings(page: Page, *values: tp.Any) -> UpsampleSettings:
     try:
-        return dataclasses.replace(page.defaults, steps=int(steps), guidance_acoustic=float(guidance_acoustic),
-                                   guidance_text=float(guidance_text), target_rolloff=_rolloff(target_rolloff),
-                                   seed=int(seed), low_frequency_replacement=bool(lfr), sampler=sampler,
-                                   schedule=schedule)
+        return page_values(page.defaults, PAGE_SETTINGS, values)
     except (TypeError, ValueError) as err:
         raise _error(f"settings: {err}") from None
+
+
+def setting_control(gr: tp.Any, name: str, default: tp.Any) -> tp.Any:
+    """The page control of one declared setting: a dropdown for choices, a checkbox for a switch, a text box
+    where words are accepted besides a number, a slider where a range is declared, else a number box."""
+    field = next(f for f in dataclasses.fields(UpsampleSettings) if f.name == name)
+    how = field.metadata["setting"]
+    if how.choices:
+        return gr.Dropdown(list(how.choices), value=default, label=how.page_label)
+    if kind_of(field) == "bool":
+        return gr.Checkbox(value=default, label=how.page_label)
+    if how.words:
+        return gr.Textbox(value=str(default), label=how.page_label)
+    if how.control:
+        low, high, step = how.control
+        return gr.Slider(low, high, value=default, step=step, label=how.page_label)
+    return gr.Number(value=default, precision=0 if kind_of(field) == "int" else None, label=how.page_label)
 
 
 def _caption(page: Page, mode: str, typed: str, audio: torch.Tensor, rate: int) -> str:
@@ -163,14 +169,13 @@ def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: Ups
         raise _error(str(err)) from None
 
 
-def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_caption: str, steps: float,
-                     guidance_acoustic: float, guidance_text: float, target_rolloff: float, seed: float,
-                     lfr: bool, sampler: str, schedule: str, fmt: str,
+def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_caption: str, *values: tp.Any,
                      progress: tp.Callable[..., tp.Any] | None = None) -> tuple[str, str, str, str, str]:
     """(input, output, spectrogram PNG, summary Markdown, caption used) for one uploaded file."""
     audio, rate = _read_input(page, path)
     name = Path(path).name
-    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr, sampler, schedule)
+    *values, fmt = values   # the PAGE_SETTINGS controls, then the download format
+    settings = _settings(page, *values)
     caption = _caption(page, caption_mode, typed_caption, audio, rate)
     result = _run(page, audio, rate, caption, settings, name, progress)
     stem = Path(name).stem
@@ -190,9 +195,7 @@ def upsample_handler(page: Page, path: str | None, caption_mode: str, typed_capt
     return str(path), str(out), str(png), summary, caption
 
 
-def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_caption: str, steps: float,
-                    guidance_acoustic: float, guidance_text: float, target_rolloff: float, seed: float, lfr: bool,
-                    sampler: str, schedule: str,
+def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_caption: str, *values: tp.Any,
                     progress: tp.Callable[..., tp.Any] | None = None) -> tuple[str, str, str, str, str]:
     """(simulated input, output, reference, spectrogram PNG, LSD Markdown) for one full-band recording."""
     audio, rate = _read_input(page, path, "reference")
@@ -204,8 +207,8 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
     cutoff_hz = float(cutoff_hz)
     if not 1000 <= cutoff_hz <= 16000:
         raise _error(f"cutoff {cutoff_hz:.0f} Hz: choose one from 1 to 16 kHz")
-    settings = _settings(page, steps, guidance_acoustic, guidance_text, target_rolloff, seed, lfr, sampler, schedule)
-    lowres = simulate_input(audio, cutoff_hz, seed=int(seed), name=name)
+    settings = _settings(page, *values)
+    lowres = simulate_input(audio, cutoff_hz, seed=settings.seed, name=name)
     result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress, nyquist_hz=cutoff_hz)
     stem = f"{Path(name).stem}_{cutoff_hz / 1000:g}k"
     files = [write_audio(page.result_path(f"{stem}_{kind}", ".wav"), x, SAMPLE_RATE)
@@ -250,16 +253,7 @@ def build_app(page: Page):
 
         def sampler_controls():
             with gr.Accordion("Sampler settings", open=False):
-                steps = gr.Slider(1, 200, value=d.steps, step=1, label="sampler steps")
-                s_a = gr.Slider(0.0, 5.0, value=d.guidance_acoustic, step=0.05, label="s_a (low-res latent guidance)")
-                s_t = gr.Slider(0.0, 5.0, value=d.guidance_text, step=0.05, label="s_t (caption guidance)")
-                f_h = gr.Textbox(value=str(d.target_rolloff), label="target roll-off f_h: a number in [0, 1] "
-                                 "(0.9 ~ 19.8 kHz, 1.0 = full band) or auto (from the input)")
-                seed = gr.Number(value=d.seed, precision=0, label="seed")
-                lfr = gr.Checkbox(value=d.low_frequency_replacement, label="low-frequency replacement")
-                sampler = gr.Dropdown(list(SAMPLERS), value=d.sampler, label="sampler (official)")
-                schedule = gr.Dropdown(list(SCHEDULES), value=d.schedule, label="t-schedule")
-            return [steps, s_a, s_t, f_h, seed, lfr, sampler, schedule]
+                return [setting_control(gr, name, getattr(d, name)) for name in PAGE_SETTINGS]
 
         with gr.Tab("Upsample"):
             with gr.Row():

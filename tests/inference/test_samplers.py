@@ -92,10 +92,10 @@ def test_the_upsampler_runs_the_chosen_sampler_in_its_steps(demo_model_files):
     assert result.audio.shape == (2, 22050) and calls == [1] * (4 * windows)
 
 
-def test_the_command_lines_sampler_names_are_the_samplers():
-    from saga_sr_plugin.inference.sampling import SAMPLERS, SCHEDULES
-    from saga_sr_plugin.interface import cli
+def test_the_declared_sampler_names_are_the_official_samplers():
+    from stable_audio_tools.inference.sampling import sample_discrete_euler
 
-    assert cli.SAMPLER_NAMES == tuple(SAMPLERS) and cli.SCHEDULE_NAMES == SCHEDULES
-    from saga_sr_plugin.inference.settings import LFR_BOUNDARIES
-    assert cli.LFR_BOUNDARY_NAMES == LFR_BOUNDARIES
+    from saga_sr_plugin.inference.sampling import SAMPLERS
+    from saga_sr_plugin.inference.settings import SAMPLER_NAMES
+
+    assert tuple(SAMPLERS) == SAMPLER_NAMES and SAMPLERS["euler"] is sample_discrete_euler

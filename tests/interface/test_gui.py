@@ -77,7 +77,7 @@ def test_the_f_h_box_takes_auto_and_names_a_typo(page, tmp_path):
     steps, s_a, s_t, _, *rest = SETTINGS
     *_, summary, _ = upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", steps, s_a, s_t, "auto", *rest, "wav")
     assert "(auto, from the input)" in summary
-    with pytest.raises(gr.Error, match="f_h 'autp': a number in \\[0, 1\\] or 'auto'"):
+    with pytest.raises(gr.Error, match="target_rolloff 'autp': a number in \\[0, 1\\] or 'auto'"):
         upsample_handler(page, wav(tmp_path / "in.wav"), "none", "", steps, s_a, s_t, "autp", *rest, "wav")
 
 
