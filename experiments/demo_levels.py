@@ -1,8 +1,9 @@
 """Band levels and window steps of a trained demo model on every held-out demo clip, per setting.
 
-    .venv/bin/python experiments/demo_levels.py runs/saga_sr "dict(envelope_margin_db=3.0)" "dict(envelope_margin_db=None)"
+    .venv/bin/python experiments/demo_levels.py runs/saga_sr envelope_margin_db=3 envelope_margin_db=none,slope_cap_db=3
 
-For each setting (overrides of the model config's ``saga_sr`` block; none: the config's own)
+For each setting (comma-separated NAME=VALUE overrides of the model config's ``saga_sr`` block, typed by
+their declaration in inference/settings.py; none given: the config's own)
 and each clip of ``demo_assets/audio/val`` at 4 and 8 kHz: the output's level minus the
 reference's per band above the cutoff, and the level steps at window hand-overs beyond the
 reference's (what ``train_entry.py``'s demo table shows for its 3 written clips).
@@ -10,19 +11,20 @@ reference's (what ``train_entry.py``'s demo table shows for its 3 written clips)
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from saga_sr_plugin.interface.setting_flags import parse_assignment  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a folder with model.json and model.safetensors (train_entry's run)")
-    p.add_argument("settings", nargs="*", help="python dict literals of saga_sr overrides, e.g. "
-                                                "\"dict(envelope_margin_db=None)\"")
+    p.add_argument("settings", nargs="*", type=lambda text: dict(parse_assignment(a) for a in text.split(",")),
+                   help="comma-separated saga_sr overrides, e.g. envelope_margin_db=none,slope_cap_db=3")
     p.add_argument("--clips", type=int, default=8)
     args = p.parse_args(argv)
 
@@ -33,8 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     upsampler = Upsampler.load(str(args.run / "model.json"), str(args.run / "model.safetensors"), device="cpu")
     references = load_examples("demo_assets/audio/val", args.clips, read_captions("demo_assets/audio/val"))
-    for text in args.settings or ["{}"]:
-        overrides = eval(text, {"dict": dict}) if text.startswith("dict(") else ast.literal_eval(text)
+    for overrides in args.settings or [{}]:
         settings = dataclasses.replace(upsampler.settings(), **overrides)
         examples = run_sr_examples(upsampler, references, (4000, 8000), settings=settings)
         worst_level = max(abs(v) for e in examples for v in e.band_levels.values())

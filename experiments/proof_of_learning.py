@@ -30,7 +30,7 @@ SYSTEM = "saga-sr"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from saga_sr_plugin.inference.postprocess import RATIO_RULES
+    from saga_sr_plugin.interface.setting_flags import add_set_argument
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -51,14 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--examples", type=int, default=2, help="held-out clips per category written as WAV + PNG")
     p.add_argument("--skip-training", action="store_true", help="reuse the exported weights under --out")
     p.add_argument("--train-only", action="store_true", help="train and export every seed, evaluate later")
-    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None, help="(config default)")
     p.add_argument("--target-rolloff", default=None,
                    help="f_h at evaluation: a number, auto (from each input) or oracle (each reference's own; "
                         "config default)")
-    p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None,
-                   help="level match of the kept band (config default)")
-    p.add_argument("--slope-cap-db", default=None,
-                   help="slope cap of the added band at evaluation, dB, or none (config default)")
+    add_set_argument(p)   # --set NAME=VALUE: any saga_sr setting at evaluation, e.g. --set slope_cap_db=none
     p.add_argument("--eval-name", default="", help="suffix of the result files (to keep several evaluations)")
     p.add_argument("--precision", default="32", help="Lightning precision of training (bf16-mixed on a GPU)")
     p.add_argument("--num-workers", type=int, default=1, help="data workers per training run")
@@ -152,11 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
         oracle = args.target_rolloff == "oracle"
         target = None if oracle or args.target_rolloff is None else (
             args.target_rolloff if args.target_rolloff == "auto" else float(args.target_rolloff))
-        overrides = dict(lfr_boundary=args.lfr_boundary, target_rolloff=target, lfr_ratio_rule=args.lfr_ratio_rule)
-        settings = upsampler.settings(steps=args.steps, seed=seed, **overrides)
-        if args.slope_cap_db is not None:   # "none" turns the config's cap off
-            settings = dataclasses.replace(settings, slope_cap_db=None if args.slope_cap_db == "none"
-                                           else float(args.slope_cap_db))
+        settings = dataclasses.replace(upsampler.settings(steps=args.steps, seed=seed, target_rolloff=target),
+                                       **dict(args.settings))
         system = upsampler.system(settings, captions=captions,
                                   target_rolloffs=reference_rolloffs(eval_dir) if oracle else None)
 

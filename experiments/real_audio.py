@@ -92,8 +92,6 @@ def test_subset(test_dir: Path, out: Path, per_category: int, seed: int = 0) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from saga_sr_plugin.inference.postprocess import RATIO_RULES
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/real")
     p.add_argument("--clip-seconds", type=float, default=65536 / 44100,
@@ -109,10 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-training", action="store_true", help="evaluate the exported weights under --out")
     p.add_argument("--train-only", action="store_true", help="train and export; evaluate later with --skip-training")
     p.add_argument("--no-install", action="store_true")
-    p.add_argument("--lfr-boundary", choices=["rolloff", "content"], default=None)
     p.add_argument("--target-rolloff", default=None, help="f_h at evaluation: a number, auto or oracle (config default)")
-    p.add_argument("--lfr-ratio-rule", choices=RATIO_RULES, default=None)
-    p.add_argument("--slope-cap-db", default=None, help="slope cap of the added band, dB, or none (config default)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="a saga_sr setting at evaluation, passed on to proof_of_learning.py (repeatable)")
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="score the held-out test split, or the validation split (to choose settings)")
     p.add_argument("--eval-name", default="")
@@ -150,10 +147,8 @@ def main(argv: list[str] | None = None) -> None:
               "--demo-dir", str(demo_dir), "--demo-count", "4", "--batch-size", str(args.batch_size),
               "--seeds", *map(str, args.seeds), "--out", args.out, "--device", args.device,
               *(["--steps", str(args.steps)] if args.steps else []),
-              *(["--lfr-boundary", args.lfr_boundary] if args.lfr_boundary else []),
               *(["--target-rolloff", str(args.target_rolloff)] if args.target_rolloff else []),
-              *(["--lfr-ratio-rule", args.lfr_ratio_rule] if args.lfr_ratio_rule else []),
-              *(["--slope-cap-db", args.slope_cap_db] if args.slope_cap_db is not None else [])]
+              *(arg for text in args.settings for arg in ("--set", text))]
     if not args.ood_only:
         proof_of_learning.main(["--eval-dir", str(eval_dir), *common,
                                 "--demo-every", str(args.demo_every), "--max-time", args.max_time,

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     import saga_sr_plugin  # noqa: F401
     from saga_sr_plugin.data.sidecar import read_captions
     from saga_sr_plugin.evaluation.metrics import lsd
-    from saga_sr_plugin.inference.sampling import MIN_STEPS, passes_per_step
+    from saga_sr_plugin.inference.sampling import passes_per_step
+    from saga_sr_plugin.inference.settings import MIN_STEPS
     from saga_sr_plugin.inference.upsampler import Upsampler
     from saga_sr_plugin.training.callbacks import load_examples, run_sr_examples
 

@@ -30,7 +30,7 @@ import typing as tp
 import torch
 
 from ..data.simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_bin
-from .settings import RATIO_RULES
+from .settings import RATIO_RULES, UpsampleSettings
 from .target_rolloff import spectral_line_db
 
 
@@ -183,16 +183,16 @@ def level_ratio(spec_ref: torch.Tensor, spec_out: torch.Tensor, cutoff_bin: int,
 
 
 def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cutoff_bin: int | None = None,
-                            ratio_range: tuple[float, float] = (0.8, 1.2), n_fft: int = ROLLOFF_N_FFT,
-                            hop: int = ROLLOFF_HOP, ratio_rule: str = "cutoff_magnitude",
-                            max_added_band_db: float | None = 12.0,
-                            envelope_margin_db: float | None = None,
-                            slope_cap_db: float | None = None, slope_cap_per_frame: bool = False) -> Replacement:
-    """Output with bins below ``cutoff_bin`` (default: the input's roll-off bin) taken from the input.
+                            settings: UpsampleSettings | None = None, ratio_range: tuple[float, float] = (0.8, 1.2),
+                            n_fft: int = ROLLOFF_N_FFT, hop: int = ROLLOFF_HOP) -> Replacement:
+    """Output with bins below ``cutoff_bin`` (default: the input's roll-off bin) taken from the input, then
+    the settings' level match and caps (``settings``: the post-processing part of it; default: the paper's).
 
     Both are (channels, samples) at the same rate and length (the input already
     resampled to 44.1 kHz); the result is on the output's device.
     """
+    s = settings if settings is not None else UpsampleSettings()
+    ratio_rule, max_added_band_db = s.lfr_ratio_rule, s.max_added_band_db
     out = as_channels_first(output, "generated output").double()
     ref = as_channels_first(lowres_input, "low-res input").double().to(out.device)
     if out.shape != ref.shape:
@@ -206,10 +206,10 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
         spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin]
     else:
         spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin] / ratio
-    if envelope_margin_db is not None:
-        match_added_band_envelope(spec_out, spec_ref, cutoff_bin, envelope_margin_db)
-    if slope_cap_db is not None:
-        cap_added_band_to_slope(spec_out, spec_ref, cutoff_bin, slope_cap_db, per_frame=slope_cap_per_frame)
+    if s.envelope_margin_db is not None:
+        match_added_band_envelope(spec_out, spec_ref, cutoff_bin, s.envelope_margin_db)
+    if s.slope_cap_db is not None:
+        cap_added_band_to_slope(spec_out, spec_ref, cutoff_bin, s.slope_cap_db, per_frame=s.slope_cap_per_frame)
     gain_db = 0.0
     if max_added_band_db is not None:
         added = spec_out[:, cutoff_bin:].abs().pow(2).sum()

@@ -15,7 +15,7 @@ import torch
 from stable_audio_tools.inference.sampling import sample_discrete_euler, sample_flow_dpmpp, sample_flow_pingpong
 
 from ..compat import sampler_options
-from .settings import MIN_STEPS, SAMPLER_NAMES, SCHEDULES
+from .settings import MIN_STEPS, SAMPLER_NAMES, SCHEDULES, UpsampleSettings
 
 # The official samplers by name. pingpong re-noises with torch's global generator at every step,
 # so its outputs depend on the batch a window shares (the other two are deterministic per window).
@@ -152,17 +152,15 @@ def passes_per_step(scale_acoustic: float, scale_text: float) -> int:
 
 
 def sample_guided(dit: tp.Callable[..., torch.Tensor], noise: torch.Tensor, inputs: dict[str, tp.Any],
-                  null_input_concat: torch.Tensor, steps: int = 100, scale_acoustic: float = 1.4,
-                  scale_text: float = 1.2, threshold: float = 0.025,
-                  callback: tp.Callable[[dict], None] | None = None, sampler: str = "euler",
-                  schedule_name: str = "linear_quadratic") -> torch.Tensor:
-    """Noise -> latent with an official sampler (default the paper's Euler), a schedule (default
-    the paper's linear-quadratic) and eq. 4 (one pass per step when both scales are 1)."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}")
-    sigmas = schedule(schedule_name, steps, threshold, device=noise.device)
-    if passes_per_step(scale_acoustic, scale_text) == 1:
+                  null_input_concat: torch.Tensor, settings: UpsampleSettings,
+                  callback: tp.Callable[[dict], None] | None = None) -> torch.Tensor:
+    """Noise -> latent with the settings' official sampler (the paper's Euler by default), schedule (the
+    paper's linear-quadratic) and eq. 4's scales (one pass per step when both are 1)."""
+    s = settings
+    sampler = s.sampler
+    sigmas = schedule(s.schedule, s.steps, s.schedule_threshold, device=noise.device)
+    if passes_per_step(s.guidance_acoustic, s.guidance_text) == 1:
         model = make_conditional_model(dit, inputs)
     else:
-        model = make_guided_model(dit, inputs, null_input_concat, scale_acoustic, scale_text)
+        model = make_guided_model(dit, inputs, null_input_concat, s.guidance_acoustic, s.guidance_text)
     return SAMPLERS[sampler](model, noise, sigmas=sigmas, callback=callback, **sampler_options(SAMPLERS[sampler]))

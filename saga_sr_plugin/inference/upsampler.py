@@ -202,9 +202,7 @@ class Upsampler:
                 if on_step is not None:
                     on_step(len(windows))
 
-            latent = sample_guided(self.model.model, noise, inputs, null, settings.steps, settings.guidance_acoustic,
-                                   settings.guidance_text, settings.schedule_threshold, callback=step_done,
-                                   sampler=settings.sampler, schedule_name=settings.schedule)
+            latent = sample_guided(self.model.model, noise, inputs, null, settings, callback=step_done)
         return self.model.pretransform.decode(latent.to(self.dtype)).float()
 
     def caption_for(self, audio: torch.Tensor, caption: str | None, name: str = "input") -> str:
@@ -291,10 +289,7 @@ class Upsampler:
         s = track.settings
         if not s.low_frequency_replacement:
             return y
-        replaced = replace_low_frequencies(y, lowres, cutoff_bin=track.cutoff, ratio_rule=s.lfr_ratio_rule,
-                                           max_added_band_db=s.max_added_band_db,
-                                           envelope_margin_db=s.envelope_margin_db, slope_cap_db=s.slope_cap_db,
-                                           slope_cap_per_frame=s.slope_cap_per_frame)
+        replaced = replace_low_frequencies(y, lowres, track.cutoff, s)
         track.ratios.append(replaced.level_ratio)
         track.gains.append(replaced.band_gain_db)
         return replaced.audio

@@ -52,9 +52,9 @@ def test_envelope_matching_brings_a_loud_steady_added_band_to_the_inputs_slope_a
     hiss = white_noise(1.0, seed=4) - lowpassed(white_noise(1.0, seed=4), 4000)
     generated = lowres + 10 * hiss * (reference - lowres).pow(2).mean().sqrt() / hiss.pow(2).mean().sqrt()
     cut = int(4000 / (SR / 2048))
-    plain = replace_low_frequencies(generated, lowres, cutoff_bin=cut, max_added_band_db=None).audio
-    matched = replace_low_frequencies(generated, lowres, cutoff_bin=cut, max_added_band_db=None,
-                                      envelope_margin_db=3.0).audio
+    plain = replace_low_frequencies(generated, lowres, cut, UpsampleSettings(max_added_band_db=None)).audio
+    matched = replace_low_frequencies(generated, lowres, cut,
+                                      UpsampleSettings(max_added_band_db=None, envelope_margin_db=3.0)).audio
     assert min(added_band_levels(plain, reference, 4000).values()) > 15
     assert all(abs(v) < 4.5 for v in added_band_levels(matched, reference, 4000).values())
     high = matched - lowpassed(matched, 4500)
@@ -92,8 +92,8 @@ def test_envelope_matching_adds_no_broadband_band_a_tone_does_not_ask_for(kind):
     phase = 1000 * t if kind == "sine" else 2000 * t + 3000 * t ** 2     # a sweep from 2 to 4 kHz
     tone = (0.5 * torch.sin(2 * math.pi * phase)).repeat(2, 1)
     cutoff = 67 if kind == "sine" else 200   # bins: 1.4 kHz (the sine's detected edge), 4.3 kHz
-    out = replace_low_frequencies(_tone_and_model_band(tone), tone, cutoff_bin=cutoff, ratio_rule="output_to_input",
-                                  envelope_margin_db=1.5).audio
+    out = replace_low_frequencies(_tone_and_model_band(tone), tone, cutoff,
+                                  UpsampleSettings(lfr_ratio_rule="output_to_input", envelope_margin_db=1.5)).audio
     # before: the tone's mean bin power continued over every bin above the cutoff as noise (peak 2.4), and the
     # reflected padding of the STFT's end frames raised clicks there
     assert out.abs().max() < 0.6, float(out.abs().max())

@@ -10,6 +10,7 @@ from conftest import SR, demo_config, lowpassed, white_noise
 from saga_sr_plugin.data.audio_io import read_audio
 from saga_sr_plugin.data.simulation import BadAudioError, rolloff_bin
 from saga_sr_plugin.inference.postprocess import replace_low_frequencies
+from saga_sr_plugin.inference.settings import UpsampleSettings
 from saga_sr_plugin.inference.sampling import (
     combine_guidance,
     linear_quadratic_schedule,
@@ -108,9 +109,12 @@ def test_lfr_restores_the_input_low_band_and_keeps_the_generated_high_band():
 @pytest.mark.parametrize("rule", ["cutoff_magnitude", "band_energy", "output_to_input"])
 def test_lfr_level_ratio_is_clamped(rule):
     lowres = lowpassed(white_noise(0.5, seed=1), 4000)
-    assert replace_low_frequencies(3 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(0.8)
-    assert replace_low_frequencies(0.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1.2)
-    assert replace_low_frequencies(1.1 * lowres, lowres, ratio_rule=rule).level_ratio == pytest.approx(1 / 1.1, rel=1e-3)
+    assert replace_low_frequencies(3 * lowres, lowres, None,
+                                   UpsampleSettings(lfr_ratio_rule=rule)).level_ratio == pytest.approx(0.8)
+    assert replace_low_frequencies(0.1 * lowres, lowres, None,
+                                   UpsampleSettings(lfr_ratio_rule=rule)).level_ratio == pytest.approx(1.2)
+    assert replace_low_frequencies(1.1 * lowres, lowres, None,
+                                   UpsampleSettings(lfr_ratio_rule=rule)).level_ratio == pytest.approx(1 / 1.1, rel=1e-3)
 
 
 def test_lfr_at_the_content_edge_boosts_the_kept_band_unless_the_ratio_rule_is_none():
@@ -119,9 +123,9 @@ def test_lfr_at_the_content_edge_boosts_the_kept_band_unless_the_ratio_rule_is_n
     generated = white_noise(1.0, seed=2)  # full band, full level at the edge
     edge = 4000 * 2048 // SR + 1  # the bin where the input falls off: its content edge
     level_db = lambda x: 10 * torch.log10(lowpassed(x, 3500).pow(2).mean() / lowpassed(lowres, 3500).pow(2).mean())
-    boosted = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="cutoff_magnitude")
+    boosted = replace_low_frequencies(generated, lowres, edge, UpsampleSettings(lfr_ratio_rule="cutoff_magnitude"))
     assert boosted.level_ratio == pytest.approx(0.8) and float(level_db(boosted.audio)) == pytest.approx(1.94, abs=0.05)
-    kept = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="none")
+    kept = replace_low_frequencies(generated, lowres, edge, UpsampleSettings(lfr_ratio_rule="none"))
     assert kept.level_ratio == 1.0 and abs(float(level_db(kept.audio))) < 0.01
 
 
@@ -135,9 +139,9 @@ def test_lfr_output_to_input_keeps_the_input_and_corrects_the_generated_band():
     low_db = lambda x: float(10 * torch.log10(lowpassed(x, 3500).pow(2).mean() / lowpassed(lowres, 3500).pow(2).mean()))
     high = lambda x: x - lowpassed(x, 4600)
     high_db = lambda x: float(10 * torch.log10(high(x).pow(2).mean() / high(reference).pow(2).mean()))
-    joined = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="band_energy")
+    joined = replace_low_frequencies(generated, lowres, edge, UpsampleSettings(lfr_ratio_rule="band_energy"))
     assert low_db(joined.audio) == pytest.approx(2.0, abs=0.1) and high_db(joined.audio) == pytest.approx(2.0, abs=0.1)
-    fixed = replace_low_frequencies(generated, lowres, cutoff_bin=edge, ratio_rule="output_to_input")
+    fixed = replace_low_frequencies(generated, lowres, edge, UpsampleSettings(lfr_ratio_rule="output_to_input"))
     assert fixed.level_ratio == pytest.approx(10 ** (-2 / 20), rel=0.02)
     assert abs(low_db(fixed.audio)) < 0.05 and abs(high_db(fixed.audio)) < 0.1
 

@@ -25,8 +25,8 @@ def test_each_sampler_takes_one_forward_per_step_of_3b_or_b_items(sampler, scale
     inputs, null = conditioning()
     dit = KnownDiT()
     steps = 6
-    out = sample_guided(lambda *a, **k: dit(*a, **k) * 0.01, torch.randn(2, 4, 6), inputs, null, steps, *scales,
-                        sampler=sampler)
+    settings = UpsampleSettings(steps=steps, guidance_acoustic=scales[0], guidance_text=scales[1], sampler=sampler)
+    out = sample_guided(lambda *a, **k: dit(*a, **k) * 0.01, torch.randn(2, 4, 6), inputs, null, settings)
     assert out.shape == (2, 4, 6) and torch.isfinite(out).all()
     assert dit.batch_sizes == [passes * 2] * steps, (sampler, dit.batch_sizes)
     assert passes_per_step(*scales) == passes
@@ -54,8 +54,8 @@ def test_one_step_is_one_jump_from_noise_to_data(sampler):
     inputs, null = conditioning()
     dit = KnownDiT()
     noise = torch.randn(2, 4, 6)
-    out = sample_guided(lambda *a, **k: dit(*a, **k) * 0.01, noise, inputs, null, 1, 1.0, 1.0,
-                        sampler=sampler, schedule_name="logsnr")
+    settings = UpsampleSettings(steps=1, guidance_acoustic=1.0, guidance_text=1.0, sampler=sampler, schedule="logsnr")
+    out = sample_guided(lambda *a, **k: dit(*a, **k) * 0.01, noise, inputs, null, settings)
     assert dit.batch_sizes == [2]
     velocity = dit.f(noise, torch.ones(2), inputs["input_concat_cond"], inputs["cross_attn_cond"],
                      inputs["global_cond"]) * 0.01

@@ -26,8 +26,10 @@ CUTOFF_BIN = int(4000 / SR * 2048)
 def test_hiss_over_a_dull_input_is_brought_down_to_its_continued_slope():
     dull = lowpassed(shaped(white_noise(1.0), -12.0), 4000)
     hiss = dull + lowpassed(white_noise(1.0, seed=3), 22050) - lowpassed(white_noise(1.0, seed=3), 4000)
-    free = replace_low_frequencies(hiss, dull, CUTOFF_BIN, ratio_rule="none", max_added_band_db=None)
-    capped = replace_low_frequencies(hiss, dull, CUTOFF_BIN, ratio_rule="none", max_added_band_db=None, slope_cap_db=0.0)
+    free = replace_low_frequencies(hiss, dull, CUTOFF_BIN,
+                                   UpsampleSettings(lfr_ratio_rule="none", max_added_band_db=None))
+    capped = replace_low_frequencies(hiss, dull, CUTOFF_BIN,
+                                     UpsampleSettings(lfr_ratio_rule="none", max_added_band_db=None, slope_cap_db=0.0))
     # the input falls 12 dB per octave: one octave up (8-16 kHz) it may be about 12 dB under 4-8 kHz's continuation
     assert db(free.audio, 12000, 16000) - db(capped.audio, 12000, 16000) > 15
     expected = db(shaped(white_noise(1.0), -12.0), 12000, 16000)
@@ -38,13 +40,14 @@ def test_hiss_over_a_dull_input_is_brought_down_to_its_continued_slope():
 def test_a_bright_input_keeps_its_added_band_and_nothing_is_raised():
     bright = lowpassed(white_noise(1.0), 4000)
     generated = white_noise(1.0, seed=4)
-    free = replace_low_frequencies(generated, bright, CUTOFF_BIN, ratio_rule="none", max_added_band_db=None)
-    capped = replace_low_frequencies(generated, bright, CUTOFF_BIN, ratio_rule="none", max_added_band_db=None,
-                                     slope_cap_db=3.0)
+    free = replace_low_frequencies(generated, bright, CUTOFF_BIN,
+                                   UpsampleSettings(lfr_ratio_rule="none", max_added_band_db=None))
+    capped = replace_low_frequencies(generated, bright, CUTOFF_BIN,
+                                     UpsampleSettings(lfr_ratio_rule="none", max_added_band_db=None, slope_cap_db=3.0))
     assert db(capped.audio, 8000, 20000) == pytest.approx(db(free.audio, 8000, 20000), abs=0.5)
     quiet = 0.001 * generated
-    raised = replace_low_frequencies(quiet, bright, CUTOFF_BIN, ratio_rule="none", max_added_band_db=None,
-                                     slope_cap_db=0.0)
+    raised = replace_low_frequencies(quiet, bright, CUTOFF_BIN,
+                                     UpsampleSettings(lfr_ratio_rule="none", max_added_band_db=None, slope_cap_db=0.0))
     assert db(raised.audio, 8000, 20000) == pytest.approx(db(quiet, 8000, 20000), abs=0.5)
 
 
