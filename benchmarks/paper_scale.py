@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import traceback
 import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
+import torch
 
-import saga_sr_plugin  # noqa: E402,F401
-from run import describe_comparison, time_inference, training_comparison, training_step_stats  # noqa: E402
+import saga_sr_plugin  # noqa: F401
+from run import describe_comparison, time_inference, training_comparison, training_step_stats
 
 T5_BASE = dict(d_model=768, num_layers=12, num_heads=12, d_kv=64, d_ff=3072)
 T5_SMOKE = dict(d_model=768, num_layers=1, num_heads=4, d_kv=16, d_ff=256)

@@ -32,13 +32,11 @@ import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-import saga_sr_plugin  # noqa: E402,F401
+import saga_sr_plugin  # noqa: F401
 
 
 def device() -> str:
@@ -258,7 +256,7 @@ def time_sampling(config: dict, seconds: float, **settings: tp.Any) -> tuple[flo
 
 
 def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
-    from tiny_qwen2_audio import save_tiny_qwen2_audio
+    from saga_sr_plugin.captioning.tiny_model import save_tiny_qwen2_audio
     from saga_sr_plugin.captioning.qwen2_audio import Captioner
 
     captioner = Captioner.load(str(save_tiny_qwen2_audio(tmp / "qwen")), device=device(), max_new_tokens=16)

@@ -19,7 +19,6 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 EDGES_HZ = (0, 4000, 8000, 12000, 16000, 22050)
 TRIPLE = re.compile(r"(?P<category>[^_]+)_.*_(?P<cutoff>\d+)k_reference\.wav$")

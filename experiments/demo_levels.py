@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from saga_sr_plugin.interface.setting_flags import parse_assignment  # noqa: E402
+from saga_sr_plugin.interface.setting_flags import parse_assignment
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,8 @@ step) at ``--teacher-steps``; the student runs its exported config's sampler (pi
 log-SNR schedule, no guidance: 1 pass a step) at ``--student-steps``; ``--training-free``
 adds the teacher with other samplers (``SAMPLER:SCHEDULE:STEPS:guided|unguided``). Every
 system sees the same simulated inputs (``saga-sr evaluate``'s protocol, 4 and 8 kHz) and
-is timed on this machine in this run; the DiT passes per window are counted by a hook on
-the DiT, not computed. Writes ``results.md`` (per category x cutoff: LSD and LSD-LF,
+is timed on this machine in this run; the DiT passes per window follow from the settings
+(``inference.sampling.passes_per_step``; a counting DiT checks it in the tests). Writes ``results.md`` (per category x cutoff: LSD and LSD-LF,
 NFE and seconds per window, ratios to the 100-step teacher), ``results.json``,
 ``lsd_per_file.csv`` and spectrograms of one clip per category (reference, teacher,
 student) under ``spectrograms/``.
@@ -21,48 +21,40 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-import saga_sr_plugin  # noqa: E402,F401
-from saga_sr_plugin.data.sidecar import read_captions  # noqa: E402
-from saga_sr_plugin.evaluation.plots import save_spectrograms  # noqa: E402
-from saga_sr_plugin.evaluation.protocol import (  # noqa: E402
+import saga_sr_plugin  # noqa: F401
+from saga_sr_plugin.data.sidecar import read_captions
+from saga_sr_plugin.evaluation.plots import save_spectrograms
+from saga_sr_plugin.evaluation.protocol import (
     evaluate, load_reference, simulate_input, summarise, write_csv)
-from saga_sr_plugin.inference.upsampler import Upsampler  # noqa: E402
+from saga_sr_plugin.inference.sampling import passes_per_step
+from saga_sr_plugin.inference.upsampler import Upsampler
 
 SR = 44100
 
 
 @dataclasses.dataclass
 class TimedSystem:
-    """An upsampler system that counts its windows, its DiT passes (a forward hook) and its wall time."""
+    """An upsampler system that counts its windows and its wall time; DiT passes per window from its settings
+    (``inference.sampling.passes_per_step``, checked against a counting DiT in tests/inference/test_samplers.py)."""
 
     upsampler: Upsampler
     system: tp.Any
     seconds: float = 0.0
     windows: int = 0
-    dit_items: int = 0
     outputs: dict = dataclasses.field(default_factory=dict)   # (relative path, cutoff) -> output, for band levels
 
     def many(self, inputs: list) -> list:
-        def count(_module: torch.nn.Module, args: tuple, _kwargs: dict) -> None:
-            self.dit_items += args[0].shape[0]
-
-        handle = self.upsampler.model.model.register_forward_pre_hook(count, with_kwargs=True)
-        try:
-            start = time.perf_counter()
-            out = self.system.many(inputs)
-            self.seconds += time.perf_counter() - start
-        finally:
-            handle.remove()
+        start = time.perf_counter()
+        out = self.system.many(inputs)
+        self.seconds += time.perf_counter() - start
         self.windows += sum(self.upsampler.window_count(x.shape[-1], self.system.settings) for x, *_ in inputs)
         for (_, _, cutoff, rel), audio in zip(inputs, out):
             if isinstance(audio, dict):
@@ -71,7 +63,8 @@ class TimedSystem:
 
     @property
     def nfe(self) -> float:
-        return self.dit_items / max(self.windows, 1)
+        s = self.system.settings
+        return passes_per_step(s.guidance_acoustic, s.guidance_text) * s.steps
 
     @property
     def seconds_per_window(self) -> float:

@@ -20,10 +20,8 @@ energy falls by at least 10 dB from f_h 0.9 to 0.5, the control's does not.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,8 @@ import torch
 
 from saga_sr_plugin.data.audio_io import list_audio_files, read_audio
 from saga_sr_plugin.data.demo_assets import ensure_demo_assets, write_split
-from saga_sr_plugin.data.simulation import SAMPLE_RATE, rolloff_ratio
+from saga_sr_plugin.data.audio_format import SAMPLE_RATE
+from saga_sr_plugin.data.spectral import rolloff_ratio
 from saga_sr_plugin.evaluation.levels import band_power
 from saga_sr_plugin.evaluation.protocol import simulate_input
 from saga_sr_plugin.inference.upsampler import Upsampler, raw_settings
@@ -117,8 +116,7 @@ def report(results: dict[str, dict], out: Path, title: str) -> str:
 
 
 def synthetic(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT))
-    import train_entry
+    from saga_sr_plugin.interface import train as train_entry
 
     data = Path(args.data)
     if not (data / "test").is_dir():

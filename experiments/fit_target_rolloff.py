@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -40,7 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from saga_sr_plugin.atomic import write_text
     from saga_sr_plugin.data.audio_io import list_audio_files, read_audio
-    from saga_sr_plugin.data.simulation import rolloff_ratio, simulate_low_res
+    from saga_sr_plugin.data.spectral import rolloff_ratio
+    from saga_sr_plugin.data.simulation import simulate_low_res
     from saga_sr_plugin.evaluation.protocol import simulate_input
     from saga_sr_plugin.inference.target_rolloff import fit_rule, input_features
 

@@ -26,7 +26,7 @@ import torch
 
 from saga_sr_plugin.data.audio_io import read_audio, write_audio
 from saga_sr_plugin.data.sidecar import captions_under, sidecar_path, write_sidecar
-from saga_sr_plugin.data.simulation import SAMPLE_RATE
+from saga_sr_plugin.data.audio_format import SAMPLE_RATE
 
 
 def excerpts(clips: list[dict], min_seconds: float) -> list[list[dict]]:

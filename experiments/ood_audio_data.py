@@ -38,13 +38,11 @@ import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
 
-import torch  # noqa: E402
+import torch
 
-from real_audio_data import SAMPLE_RATE, install_packages, read_stereo_44k  # noqa: E402
-from saga_sr_plugin.data.simulation import bandwidth_hz  # noqa: E402
+from real_audio_data import SAMPLE_RATE, install_packages, read_stereo_44k
+from saga_sr_plugin.data.spectral import bandwidth_hz
 
 PACKAGES = ("tuxpaint-stamps-default", "colobot-common-sounds", "frozen-bubble-data", "lomiri-sounds",
             "sound-theme-freedesktop")

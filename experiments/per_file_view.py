@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 METRIC = "nuwave2/lsd"
 MODEL_SYSTEMS = ("saga-sr", "saga-sr-oracle")

@@ -19,12 +19,10 @@ import argparse
 import csv
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SYSTEM = "saga-sr"
 
@@ -101,7 +99,7 @@ def learning_curves(out: Path, seeds: list[int], path: Path) -> str | None:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import torch
-    import train_entry
+    from saga_sr_plugin.interface import train as train_entry
     from saga_sr_plugin.training.callbacks import run_sr_examples, write_examples
     from saga_sr_plugin.data.demo_assets import ensure_demo_assets
     from saga_sr_plugin.evaluation.protocol import (evaluate, list_references, load_reference, markdown_table,

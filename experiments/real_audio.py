@@ -28,12 +28,9 @@ import argparse
 import json
 import random
 import shutil
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
 
 CATEGORY_WORDS = ("speech", "orchestral", "music")
 

@@ -27,16 +27,14 @@ import io
 import json
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from saga_sr_plugin.data.sidecar import captions_under, write_sidecar  # noqa: E402
+from saga_sr_plugin.data.sidecar import captions_under, write_sidecar
 
 BUNDLE_VERSION = 1
 LOSSLESS = {"format": "FLAC", "subtype": "PCM_16", "ext": ".flac"}

@@ -39,12 +39,11 @@ import typing as tp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from saga_sr_plugin.data.simulation import bandwidth_hz  # noqa: E402  (the evaluation CSV reports the same)
+from saga_sr_plugin.data.spectral import bandwidth_hz  # (the evaluation CSV reports the same)
 
 PACKAGES = ("wesnoth-1.16-music", "klettres-data", "ktuberling-data")
 SOURCES = {  # category, package, folder, depth of the speaker (language) folder below it (None: per file)
@@ -103,7 +102,7 @@ def read_stereo_44k(path: Path, skipped: collections.Counter) -> torch.Tensor | 
     """A recording as 44.1 kHz stereo (mono duplicated, higher rates resampled), or None with the reason
     counted in ``skipped`` (unreadable, below 44.1 kHz: such a file has nothing up there to learn or score)."""
     from saga_sr_plugin.data.audio_io import read_audio
-    from saga_sr_plugin.data.simulation import BadAudioError
+    from saga_sr_plugin.data.audio_format import BadAudioError
 
     try:
         audio, rate = read_audio(path)

@@ -17,17 +17,15 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def band_level_db(audio, cutoff_hz: float, whole) -> float:
-    from saga_sr_plugin.evaluation.levels import _db, band_power
+    from saga_sr_plugin.evaluation.levels import band_power, ratio_db
 
-    return _db(band_power(audio, cutoff_hz, 22050.0), band_power(whole, 0.0, 22050.0))
+    return ratio_db(band_power(audio, cutoff_hz, 22050.0), band_power(whole, 0.0, 22050.0))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -50,7 +48,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from saga_sr_plugin.atomic import write_text
     from saga_sr_plugin.data.audio_io import list_audio_files
     from saga_sr_plugin.data.sidecar import captions_under
-    from saga_sr_plugin.data.simulation import SAMPLE_RATE, rolloff_ratio
+    from saga_sr_plugin.data.audio_format import SAMPLE_RATE
+    from saga_sr_plugin.data.spectral import rolloff_ratio
     from saga_sr_plugin.evaluation.protocol import load_reference, simulate_input
     from saga_sr_plugin.inference.upsampler import Upsampler
 

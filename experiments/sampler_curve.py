@@ -20,11 +20,9 @@ import argparse
 import csv
 import dataclasses
 import itertools
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> None:

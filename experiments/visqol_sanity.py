@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from saga_sr_plugin.data.audio_io import read_audio
-from saga_sr_plugin.data.simulation import SAMPLE_RATE
+from saga_sr_plugin.data.audio_format import SAMPLE_RATE
 from saga_sr_plugin.evaluation.protocol import simulate_input
 from saga_sr_plugin.evaluation.visqol import visqol
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from saga_sr_plugin.data.demo_assets import save_tiny_t5
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
-sys.path.insert(0, str(ROOT))  # train_entry.py, for the tests of every folder
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +132,7 @@ def one_line_error(err: str) -> str:
 
 
 def run_train(config: str, dataset: str, out: Path, *extra: str):
-    import train_entry
+    from saga_sr_plugin.interface import train as train_entry
 
     return train_entry.main(["--model-config", config, "--dataset-config", dataset, "--save-dir", str(out),
                              "--name", "r", "--batch-size", "2", "--num-workers", "1", "--checkpoint-every", "1000",

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import pytest
 import torch
 from stable_audio_tools.models.factory import create_model_from_config
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
-from conftest import ROOT, SR, demo_config, logged, white_noise
+from conftest import SR, demo_config, logged, white_noise
 from device_audit import FactoryDeviceAudit
 from saga_sr_plugin.models.conditioners import LocalT5Conditioner
 from saga_sr_plugin.data.demo_assets import save_tiny_t5
 from saga_sr_plugin.inference.upsampler import Upsampler
 
-sys.path.insert(0, str(ROOT))
-import train_entry  # noqa: E402
+from saga_sr_plugin.interface import train as train_entry
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -153,7 +151,7 @@ def test_cuda_training_steps(tmp_path, dataset_config, precision):
 @cuda
 @pytest.mark.cuda
 def test_cuda_captioning_in_bf16(tmp_path):
-    from tiny_qwen2_audio import save_tiny_qwen2_audio
+    from saga_sr_plugin.captioning.tiny_model import save_tiny_qwen2_audio
     from saga_sr_plugin.captioning.qwen2_audio import Captioner
 
     captioner = Captioner.load(str(save_tiny_qwen2_audio(tmp_path / "qwen")), device="cuda", dtype="auto",
@@ -166,7 +164,6 @@ def test_cuda_captioning_in_bf16(tmp_path):
 def test_paper_scale_benchmark_runs_the_paper_config_in_bf16_mixed(capsys):
     """The GPU script at smoke size: the paper config (SAO-VAE architecture, float16 T5) trains
     under bf16-mixed and upsamples in bfloat16; it reports failures instead of hiding them."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import paper_scale
 
     code = paper_scale.main(["--smoke", "--precisions", "bf16-mixed", "--upsample-dtypes", "bfloat16"])

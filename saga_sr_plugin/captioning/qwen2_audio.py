@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..atomic import write_text
 from ..data.audio_io import list_audio_files, read_audio
 from ..data.sidecar import read_sidecar, relative_key, sidecar_path, write_sidecar
-from ..data.simulation import BadAudioError
+from ..data.audio_format import BadAudioError
 
 log = logging.getLogger("saga_sr.caption")
 

@@ -13,7 +13,7 @@ import torch
 import torchaudio.functional as AF
 
 from ..atomic import atomic_path
-from .simulation import SAMPLE_RATE, BadAudioError, as_channels_first
+from .audio_format import SAMPLE_RATE, BadAudioError, as_channels_first
 
 log = logging.getLogger("saga_sr.audio")
 MIN_SAMPLE_RATE = 4000

@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path, write_text
 from .audio_io import list_audio_files, prepare_input, read_audio
 from .sidecar import read_captions
-from .simulation import SAMPLE_RATE, BadAudioError, SimulationConfig, simulate_low_res
+from .audio_format import SAMPLE_RATE, BadAudioError
+from .simulation import SimulationConfig, simulate_low_res
 
 log = logging.getLogger("saga_sr.pre_encode")
 SILENCE_PEAK = 1e-5

@@ -28,7 +28,8 @@ def band_power(audio: torch.Tensor, lo_hz: float, hi_hz: float, sample_rate: int
     return float(spectrum[:, band].sum(-1).mean()) / x.shape[-1] if band.any() else float("nan")
 
 
-def _db(a: float, b: float) -> float:
+def ratio_db(a: float, b: float) -> float:
+    """10 log10(a / b) of two powers, both floored (silence is a level, not -inf)."""
     return 10 * math.log10(max(a, POWER_FLOOR) / max(b, POWER_FLOOR))
 
 
@@ -39,7 +40,7 @@ def added_band_levels(estimate: torch.Tensor, reference: torch.Tensor, cutoff_hz
     out = {}
     for lo, hi in bands:
         if lo >= cutoff_hz - 1e-6:
-            out[f"{lo / 1000:g}-{hi / 1000:g} kHz"] = _db(band_power(estimate[..., :n], lo, hi, sample_rate),
+            out[f"{lo / 1000:g}-{hi / 1000:g} kHz"] = ratio_db(band_power(estimate[..., :n], lo, hi, sample_rate),
                                                           band_power(reference[..., :n], lo, hi, sample_rate))
     return out
 
@@ -61,7 +62,7 @@ def window_boundary_steps(estimate: torch.Tensor, reference: torch.Tensor, cutof
         after = slice(previous + window, min(n, previous + window + span))
         if before.stop - before.start < span // 2 or after.stop - after.start < span // 2:
             continue
-        step = [_db(band_power(x[..., after], cutoff_hz, sample_rate / 2, sample_rate),
+        step = [ratio_db(band_power(x[..., after], cutoff_hz, sample_rate / 2, sample_rate),
                     band_power(x[..., before], cutoff_hz, sample_rate / 2, sample_rate)) for x in (estimate, reference)]
         steps.append(step[0] - step[1])
     return steps

@@ -29,9 +29,10 @@ import typing as tp
 
 import torch
 
-from ..data.simulation import ROLLOFF_HOP, ROLLOFF_N_FFT, as_channels_first, rolloff_bin
+from ..data.spectral import ROLLOFF_HOP, ROLLOFF_N_FFT, rolloff_bin
+from ..data.audio_format import as_channels_first
 from .settings import RATIO_RULES, UpsampleSettings
-from .target_rolloff import spectral_line_db
+from ..data.spectral import spectral_line_db
 
 
 def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,

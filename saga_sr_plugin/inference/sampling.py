@@ -15,7 +15,7 @@ import torch
 from stable_audio_tools.inference.sampling import sample_discrete_euler, sample_flow_dpmpp, sample_flow_pingpong
 
 from ..compat import sampler_options
-from .settings import MIN_STEPS, SAMPLER_NAMES, SCHEDULES, UpsampleSettings
+from .settings import SAMPLER_NAMES, SCHEDULES, UpsampleSettings
 
 # The official samplers by name. pingpong re-noises with torch's global generator at every step,
 # so its outputs depend on the batch a window shares (the other two are deterministic per window).

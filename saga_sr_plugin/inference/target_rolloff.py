@@ -23,29 +23,7 @@ import typing as tp
 
 import torch
 
-from ..data.simulation import ROLLOFF_BINS, content_edge_bin, rolloff_bin_of_spectrum, summed_magnitude
-from .settings import AUTO
-
-FIT_RANGE = (0.5, 0.9)   # the fitted part of the octave below the edge, as fractions of the edge
-
-
-def spectral_line_db(spectrum: torch.Tensor, edge_bin: int, fit_range: tuple[float, float] = FIT_RANGE,
-                     floor: float = 1e-12) -> tuple[float, float]:
-    """Least-squares line of 20 log10 |spectrum| against log2(bin) over ``fit_range`` of the edge: its slope
-    (dB/octave, taken as 0 where it rises) and its level at ``edge_bin`` (dB). Fewer than 3 bins: (0, nan)."""
-    lo, hi = max(1, int(fit_range[0] * edge_bin)), int(fit_range[1] * edge_bin)
-    if hi - lo < 3:
-        return 0.0, float("nan")
-    x = torch.log2(torch.arange(lo, hi, dtype=torch.float64, device=spectrum.device))
-    y = 20 * torch.log10(spectrum[lo:hi].double().clamp(min=floor))
-    x0, y0 = x - x.mean(), y - y.mean()
-    slope = min(0.0, float((x0 * y0).sum() / (x0 * x0).sum()))
-    return slope, float(y.mean()) + slope * (math.log2(edge_bin) - float(x.mean()))
-
-
-def spectral_slope_db(spectrum: torch.Tensor, edge_bin: int, fit_range: tuple[float, float] = FIT_RANGE) -> float:
-    """The slope of :func:`spectral_line_db` (dB/octave, <= 0)."""
-    return spectral_line_db(spectrum, edge_bin, fit_range)[0]
+from ..data.spectral import ROLLOFF_BINS, content_edge_bin, rolloff_bin_of_spectrum, spectral_slope_db, summed_magnitude
 
 
 class RolloffFeatures(tp.NamedTuple):

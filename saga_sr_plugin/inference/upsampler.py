@@ -21,14 +21,22 @@ from tqdm.auto import tqdm
 from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
 
 from ..data.audio_io import prepare_input, read_audio, write_audio
-from ..data.simulation import (ROLLOFF_BINS, ROLLOFF_N_FFT, SAMPLE_RATE, BadAudioError, content_edge_bin,
-                               own_content_end_bin, rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
+from ..data.spectral import (
+    ROLLOFF_BINS,
+    ROLLOFF_N_FFT,
+    content_edge_bin,
+    own_content_end_bin,
+    rolloff_bin_of_spectrum,
+    rolloff_ratio,
+    summed_magnitude,
+)
+from ..data.audio_format import SAMPLE_RATE, BadAudioError
 from ..models.conditioners import LowResLatentConditioner
 from ..models.loading import load_exported_model
 from .postprocess import replace_low_frequencies
 from .sampling import sample_guided
-from .settings import UpsampleSettings, check_postprocess_variant, check_saga_sr_block
-from .target_rolloff import AUTO, features_of
+from .settings import AUTO, UpsampleSettings, check_postprocess_variant, check_saga_sr_block
+from .target_rolloff import features_of
 from .windows import Crossfader, window_starts
 
 log = logging.getLogger("saga_sr.inference")

@@ -8,7 +8,6 @@ files failed (each is named, and counted in the closing line), 2 nothing could r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import logging
 import os
@@ -92,7 +91,7 @@ def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
 def _upsample(args: argparse.Namespace) -> int:
     from ..configs import load_json
     from ..data.audio_io import AUDIO_EXTS, read_audio, write_audio
-    from ..data.simulation import BadAudioError
+    from ..data.audio_format import BadAudioError
     from ..evaluation.plots import save_spectrograms
     from ..inference.settings import UpsampleSettings
     from ..inference.upsampler import Upsampler, UpsampleJob, short_caption

@@ -39,7 +39,7 @@ import torch
 
 from ..configs import ConfigError
 from ..data.audio_io import prepare_input, read_audio, wav_promised_frames, write_audio
-from ..data.simulation import SAMPLE_RATE, BadAudioError
+from ..data.audio_format import SAMPLE_RATE, BadAudioError
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
 from ..evaluation.protocol import simulate_input

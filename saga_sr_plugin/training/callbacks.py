@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.audio_io import write_audio
-from ..data.simulation import SAMPLE_RATE, rolloff_ratio
+from ..data.audio_format import SAMPLE_RATE
+from ..data.spectral import rolloff_ratio
 from ..evaluation.levels import ADDED_BANDS_HZ, added_band_levels, window_boundary_steps
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms, spectrogram_figure

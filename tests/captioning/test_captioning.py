@@ -14,7 +14,7 @@ from saga_sr_plugin.training import assembly
 from saga_sr_plugin.captioning.qwen2_audio import BASE_PROMPT, Captioner, caption_folder
 from saga_sr_plugin.data.sidecar import read_sidecar, sidecar_path
 from stable_audio_tools.models.factory import create_model_from_config
-from tiny_qwen2_audio import save_tiny_qwen2_audio
+from saga_sr_plugin.captioning.tiny_model import save_tiny_qwen2_audio
 
 
 @pytest.fixture(scope="module")

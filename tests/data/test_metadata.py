@@ -106,7 +106,8 @@ def test_dataset_configs_of_the_flat_layout_still_load_with_a_note(old, new, cap
 def test_the_target_low_pass_reaches_the_official_datasets_target_and_f_h(dataset, demo_model_config):
     """The authors' output_cut_off_freq_range through the official dataset: the batch's target is band-limited and
     f_h says so; the input's cutoff stays under it."""
-    from saga_sr_plugin.data.simulation import SAMPLE_RATE, bandwidth_hz
+    from saga_sr_plugin.data.audio_format import SAMPLE_RATE
+    from saga_sr_plugin.data.spectral import bandwidth_hz
 
     folder, config, path = dataset
     config = {**config, "datasets": [{**config["datasets"][0]}],

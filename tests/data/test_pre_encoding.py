@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -19,8 +18,7 @@ from saga_sr_plugin.data.demo_assets import write_split
 from saga_sr_plugin.data.pre_encoding import PreEncoder, clip_rng, cut_clips, pre_encode
 from saga_sr_plugin.data.simulation import simulate_low_res
 
-sys.path.insert(0, str(ROOT))
-import train_entry  # noqa: E402
+from saga_sr_plugin.interface import train as train_entry
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,16 @@ from scipy import signal
 from scipy.signal import welch
 
 from saga_sr_plugin.data.simulation import (
-    FILTER_TYPES, ROLLOFF_BINS, BadAudioError, LowPassSpec, SimulationConfig, apply_lowpass,
-    design_lowpass, draw_lowpass, rolloff_bin, rolloff_hz, rolloff_ratio, simulate_low_res,
+    FILTER_TYPES,
+    LowPassSpec,
+    SimulationConfig,
+    apply_lowpass,
+    design_lowpass,
+    draw_lowpass,
+    simulate_low_res,
 )
+from saga_sr_plugin.data.spectral import ROLLOFF_BINS, rolloff_bin, rolloff_hz, rolloff_ratio
+from saga_sr_plugin.data.audio_format import BadAudioError
 from conftest import SR, sine, white_noise
 
 

@@ -1,15 +1,13 @@
 """experiments/band_levels.py: per-band LSD, level and envelope of written examples."""
 from __future__ import annotations
 
-import sys
 
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import ROOT, SR, lowpassed, white_noise
+from conftest import SR, lowpassed, white_noise
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import band_levels  # noqa: E402
 
 

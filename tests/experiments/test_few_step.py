@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import soundfile as sf
 
-from conftest import ROOT, SR, white_noise
+from conftest import SR, white_noise
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import few_step  # noqa: E402
 
 

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import soundfile as sf
 
-from conftest import ROOT, SR
+from conftest import SR
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import fit_target_rolloff  # noqa: E402
 
 

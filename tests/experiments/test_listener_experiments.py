@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import numpy as np
 import soundfile as sf
 
-from conftest import ROOT, SR
+from conftest import SR
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import fh_steering  # noqa: E402
 import long_excerpts  # noqa: E402
 import postprocess_grid  # noqa: E402

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import csv
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, SR
+from conftest import SR
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import per_file_view  # noqa: E402
 import rolloff_sweep  # noqa: E402
 

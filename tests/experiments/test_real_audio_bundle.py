@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ import soundfile as sf
 from conftest import ROOT, SR
 from saga_sr_plugin.data.sidecar import read_captions, write_sidecar
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import real_audio_bundle as bundle  # noqa: E402
 
 

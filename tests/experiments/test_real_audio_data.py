@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, SR
+from conftest import SR
 
-sys.path.insert(0, str(ROOT / "experiments"))
 import real_audio_data as rad  # noqa: E402
 
 

@@ -65,7 +65,7 @@ def test_envelope_matching_brings_a_loud_steady_added_band_to_the_inputs_slope_a
 def test_the_content_edge_ignores_a_resamplers_leak_above_a_cliff():
     from conftest import lowpassed, white_noise
 
-    from saga_sr_plugin.data.simulation import content_edge_bin, summed_magnitude
+    from saga_sr_plugin.data.spectral import content_edge_bin, summed_magnitude
 
     band_limited = lowpassed(white_noise(1.0, seed=5), 4000)
     leak = 10 ** (-50 / 20) * (white_noise(1.0, seed=6) - lowpassed(white_noise(1.0, seed=6), 12000))
@@ -186,7 +186,7 @@ def _ring(seconds: float = 1.0) -> torch.Tensor:
 def test_the_lfr_boundary_keeps_the_inputs_own_partials_past_a_gap_below_the_known_limit():
     from conftest import lowpassed
 
-    from saga_sr_plugin.data.simulation import content_edge_bin, own_content_end_bin, summed_magnitude
+    from saga_sr_plugin.data.spectral import content_edge_bin, own_content_end_bin, summed_magnitude
 
     spectrum = summed_magnitude(lowpassed(_ring(), 8000))
     edge = content_edge_bin(spectrum)

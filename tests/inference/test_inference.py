@@ -8,7 +8,8 @@ import torch
 from conftest import SR, demo_config, lowpassed, white_noise
 
 from saga_sr_plugin.data.audio_io import read_audio
-from saga_sr_plugin.data.simulation import BadAudioError, rolloff_bin
+from saga_sr_plugin.data.audio_format import BadAudioError
+from saga_sr_plugin.data.spectral import rolloff_bin
 from saga_sr_plugin.inference.postprocess import replace_low_frequencies
 from saga_sr_plugin.inference.settings import UpsampleSettings
 from saga_sr_plugin.inference.sampling import (
@@ -264,11 +265,7 @@ def test_windows_of_several_inputs_share_batches_without_changing_any_output(ups
 
 # ---------------------------------------------------------------- LFR boundary
 def test_content_edge_finds_where_a_band_limited_input_ends():
-    from saga_sr_plugin.data.simulation import (
-        content_edge_bin,
-        rolloff_bin_of_spectrum,
-        summed_magnitude,
-    )
+    from saga_sr_plugin.data.spectral import content_edge_bin, rolloff_bin_of_spectrum, summed_magnitude
     from saga_sr_plugin.evaluation.protocol import simulate_input
 
     g = torch.Generator().manual_seed(0)

@@ -6,11 +6,11 @@ import torch
 
 from conftest import SR, lowpassed, white_noise
 from saga_sr_plugin.configs import ConfigError
-from saga_sr_plugin.data.simulation import ROLLOFF_BINS
+from saga_sr_plugin.data.spectral import ROLLOFF_BINS
 from saga_sr_plugin.evaluation.protocol import simulate_input
 from saga_sr_plugin.inference.settings import UpsampleSettings
-from saga_sr_plugin.inference.target_rolloff import (RolloffFeatures, TargetRolloffRule, fit_rule, input_features,
-                                                     spectral_slope_db)
+from saga_sr_plugin.inference.target_rolloff import RolloffFeatures, TargetRolloffRule, fit_rule, input_features
+from saga_sr_plugin.data.spectral import spectral_slope_db
 
 
 def test_slope_of_a_power_law_spectrum_is_recovered():
@@ -117,7 +117,7 @@ def test_upsampler_gives_the_model_each_inputs_own_f_h(upsampler, monkeypatch):
 
 def test_evaluation_oracle_gives_each_reference_its_own_rolloff(tmp_path):
     from saga_sr_plugin.data.audio_io import write_audio
-    from saga_sr_plugin.data.simulation import rolloff_ratio
+    from saga_sr_plugin.data.spectral import rolloff_ratio
     from saga_sr_plugin.evaluation.protocol import reference_rolloffs
 
     write_audio(tmp_path / "music" / "bright.wav", white_noise(0.5), SR)

@@ -10,9 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import train_entry  # noqa: E402
+from saga_sr_plugin.interface import train as train_entry
 from safetensors.torch import save_file  # noqa: E402
 
 run = train_entry.main(sys.argv[1:])

@@ -21,7 +21,7 @@ def dataset_file(tmp_path, folder) -> str:
 
 
 def train(*args: str):
-    import train_entry
+    from saga_sr_plugin.interface import train as train_entry
 
     return train_entry.main(["--batch-size", "2", "--num-workers", "1", "--max-steps", "1", *args])
 

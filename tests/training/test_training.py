@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -23,8 +22,7 @@ from saga_sr_plugin.configs import ConfigError
 from saga_sr_plugin.models.checks import check_model_config
 from saga_sr_plugin.data.demo_assets import save_tiny_t5, write_split
 
-sys.path.insert(0, str(ROOT))
-import train_entry  # noqa: E402
+from saga_sr_plugin.interface import train as train_entry
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, demo_config
+from conftest import demo_config
 from saga_sr_plugin.data.demo_assets import save_tiny_t5, write_split
 
-sys.path.insert(0, str(ROOT))
-import train_entry  # noqa: E402
+from saga_sr_plugin.interface import train as train_entry
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A tiny random Qwen2-Audio (model, processor, tokenizer) saved with save_pretrained, for tests."""
+"""A tiny random Qwen2-Audio (model, processor, tokenizer) saved with save_pretrained: the captioner's real
+loading code runs on it offline, in the tests, the benchmarks and the device checks (no hub here)."""
 from __future__ import annotations
 
 from pathlib import Path
