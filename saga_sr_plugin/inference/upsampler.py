@@ -232,7 +232,8 @@ class Upsampler:
     def upsample(self, audio: torch.Tensor, sample_rate: int, caption: str | None = None,
                  settings: UpsampleSettings | None = None, progress: bool = False,
                  name: str = "input", on_step: tp.Callable[[int], None] | None = None,
-                 target_rolloff: float | None = None, nyquist_hz: float | None = None) -> UpsampleResult:
+                 target_rolloff: float | None = None, nyquist_hz: float | None = None,
+                 variants: dict[str, UpsampleSettings] | None = None) -> UpsampleResult:
         """(channels, samples) at any rate >= 4 kHz -> (channels, samples) at 44.1 kHz, same duration.
 
         ``caption=None`` asks the captioner (if any) and otherwise uses the text null ("").
@@ -242,7 +243,7 @@ class Upsampler:
         an exception it raises stops the sampling). ``target_rolloff`` and ``nyquist_hz``: see :class:`UpsampleJob`.
         """
         job = UpsampleJob(name, lambda: (audio, sample_rate), caption, target_rolloff, nyquist_hz)
-        _, result = next(self.upsample_many([job], settings, progress, on_step))
+        _, result = next(self.upsample_many([job], settings, progress, on_step, variants))
         if isinstance(result, Exception):
             raise result
         return result

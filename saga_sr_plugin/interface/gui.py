@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import math
 import os
 import shutil
 import signal
@@ -43,8 +44,9 @@ from ..data.audio_format import SAMPLE_RATE, BadAudioError
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
 from ..evaluation.protocol import simulate_input
+from ..evaluation.visqol import visqol
 from ..inference.settings import AUTO, UpsampleSettings
-from ..inference.upsampler import Upsampler
+from ..inference.upsampler import Upsampler, raw_settings
 from .args import MAX_SECONDS
 from .setting_flags import kind_of, page_values
 
@@ -143,7 +145,8 @@ def _caption(page: Page, mode: str, typed: str, audio: torch.Tensor, rate: int) 
 
 
 def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: UpsampleSettings, name: str,
-         progress: tp.Callable[..., tp.Any] | None, nyquist_hz: float | None = None) -> tp.Any:
+         progress: tp.Callable[..., tp.Any] | None, nyquist_hz: float | None = None,
+         variants: dict[str, UpsampleSettings] | None = None) -> tp.Any:
     """The upsampler with a progress callback per Euler step (over all windows) and the cancel flag;
     ``nyquist_hz``: the band a simulated input's rate would allow (the Compare tab's cutoff)."""
     page.cancel.clear()
@@ -162,7 +165,7 @@ def _run(page: Page, audio: torch.Tensor, rate: int, caption: str, settings: Ups
 
     try:
         return page.upsampler.upsample(audio, rate, caption=caption, settings=settings, name=name, on_step=on_step,
-                                       nyquist_hz=nyquist_hz)
+                                       nyquist_hz=nyquist_hz, variants=variants)
     except Cancelled:
         raise _error("cancelled") from None
     except (BadAudioError, ValueError) as err:
@@ -209,7 +212,8 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
         raise _error(f"cutoff {cutoff_hz:.0f} Hz: choose one from 1 to 16 kHz")
     settings = _settings(page, *values)
     lowres = simulate_input(audio, cutoff_hz, seed=settings.seed, name=name)
-    result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress, nyquist_hz=cutoff_hz)
+    result = _run(page, lowres, SAMPLE_RATE, typed_caption or "", settings, name, progress, nyquist_hz=cutoff_hz,
+                  variants={"raw": raw_settings(settings)} if settings.low_frequency_replacement else None)
     stem = f"{Path(name).stem}_{cutoff_hz / 1000:g}k"
     files = [write_audio(page.result_path(f"{stem}_{kind}", ".wav"), x, SAMPLE_RATE)
              for kind, x in (("input", lowres), ("output", result.audio), ("reference", audio))]
@@ -217,11 +221,25 @@ def compare_handler(page: Page, path: str | None, cutoff_hz: float, typed_captio
                                                             SAMPLE_RATE), ("SAGA-SR output", result.audio, SAMPLE_RATE),
                                                            ("reference", audio, SAMPLE_RATE)],
                             title=name, cutoff_hz=result.input_cutoff_hz)
-    scores = [lsd(x, audio, SAMPLE_RATE, cutoff_hz=cutoff_hz) for x in (lowres, result.audio)]
-    table = ("| | LSD | LSD-LF | LSD-HF |\n|---|---|---|---|\n"
-             + "\n".join(f"| {label} | {s['lsd']:.3f} | {s['lsd_lf']:.3f} | {s['lsd_hf']:.3f} |"
-                         for label, s in zip(("input", "SAGA-SR"), scores))
-             + "\n\nLSD: NU-Wave 2 convention (lower is better), LF/HF below/above the cutoff.")
+    return str(files[0]), str(files[1]), str(files[2]), str(png), score_table(audio, lowres, result, cutoff_hz)
+
+
+def score_table(reference: torch.Tensor, lowres: torch.Tensor, result: tp.Any, cutoff_hz: float) -> str:
+    """ViSQOL beside LSD for the input, the model's raw decode and its post-processed output (issue 25)."""
+    rows = [("input", lowres), *((("SAGA-SR raw decode", result.variants["raw"]),) if "raw" in result.variants else ()),
+            ("SAGA-SR", result.audio)]
+    lines = ["| | ViSQOL | LSD | LSD-LF | LSD-HF |", "|---|---|---|---|---|"]
+    for label, x in rows:
+        s = lsd(x, reference, SAMPLE_RATE, cutoff_hz=cutoff_hz)
+        try:
+            value = visqol(x, reference, SAMPLE_RATE)
+            mos = f"{value:.2f}" if math.isfinite(value) else "n/a (clip too short or silent)"
+        except (ImportError, RuntimeError, ValueError) as err:   # visqol-python missing, or a clip it cannot score
+            mos = f"n/a ({type(err).__name__})"
+        lines.append(f"| {label} | {mos} | {s['lsd']:.3f} | {s['lsd_lf']:.3f} | {s['lsd_hf']:.3f} |")
+    return ("\n".join(lines) + "\n\nViSQOL v3 audio mode (MOS-LQO 1-5, higher is better), against the reference at "
+            "48 kHz. LSD: NU-Wave 2 convention (lower is better), LF/HF below/above the cutoff. The raw decode is the "
+            "same sampling before the low-frequency replacement and its caps.")
     return str(files[0]), str(files[1]), str(files[2]), str(png), table
 
 
@@ -270,9 +288,9 @@ def build_app(page: Page):
                     heard = gr.Audio(type="filepath", label="input (as uploaded)", interactive=False)
                     output = gr.Audio(type="filepath", label="SAGA-SR output (44.1 kHz)", interactive=False,
                                       elem_id="output-audio")
-                    figure = gr.Image(type="filepath", label="spectrograms", elem_id="spectrograms")
                     summary = gr.Markdown()
                     used = gr.Textbox(label="caption used", interactive=False)
+            figure = gr.Image(type="filepath", label="spectrograms", elem_id="spectrograms")   # full width: readable
             event = run.click(lambda path, *a, progress=gr.Progress():
                               upsample_handler(page, uploaded_only(path), *a, progress=progress),
                               [source, mode, typed, *controls, fmt], [heard, output, figure, summary, used],
@@ -291,8 +309,8 @@ def build_app(page: Page):
                     low = gr.Audio(type="filepath", label="simulated input", interactive=False)
                     out_c = gr.Audio(type="filepath", label="SAGA-SR output", interactive=False)
                     ref_c = gr.Audio(type="filepath", label="reference", interactive=False)
-                    figure_c = gr.Image(type="filepath", label="spectrograms")
-                    scores = gr.Markdown()
+                    scores = gr.Markdown(elem_id="compare-scores")
+            figure_c = gr.Image(type="filepath", label="spectrograms", elem_id="compare-spectrograms")
             run_c.click(lambda path, *a, progress=gr.Progress():
                         compare_handler(page, uploaded_only(path), *a, progress=progress),
                         [reference, cutoff, typed_c, *controls_c], [low, out_c, ref_c, figure_c, scores],

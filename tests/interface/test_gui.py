@@ -93,12 +93,16 @@ def test_cancel_stops_the_sampler_at_its_next_step(page, tmp_path):
 def test_compare_handler_scores_input_and_output_against_the_reference(page, tmp_path):
     from saga_sr_plugin.interface.gui import compare_handler
 
-    low, out, ref, png, table = compare_handler(page, wav(tmp_path / "ref.wav", rate=44100, channels=2), 4000, "",
+    low, out, ref, png, table = compare_handler(page, wav(tmp_path / "ref.wav", rate=44100, channels=2, seconds=1.5), 4000, "",
                                                 *SETTINGS)
     lengths = {sf.info(p).frames for p in (low, out, ref)}
-    assert lengths == {44100} and Path(png).is_file()
-    rows = [line for line in table.splitlines() if line.startswith(("| input", "| SAGA-SR"))]
-    assert len(rows) == 2 and all(float(cell) > 0 for row in rows for cell in row.split("|")[2:5])
+    assert lengths == {66150} and Path(png).is_file()
+    rows = {line.split("|")[1].strip(): line.split("|")[2:6] for line in table.splitlines()
+            if line.startswith(("| input", "| SAGA-SR"))}
+    assert list(rows) == ["input", "SAGA-SR raw decode", "SAGA-SR"], "ViSQOL and LSD, raw beside processed (issue 25)"
+    assert table.splitlines()[0].split("|")[2].strip() == "ViSQOL"
+    for name, cells in rows.items():
+        assert 1.0 <= float(cells[0]) <= 5.0 and all(float(c) > 0 for c in cells[1:]), (name, cells)
 
 
 def free_port() -> int:
