@@ -15,7 +15,8 @@ def _run(code: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["upsample", "--help"], ["evaluate", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"]] + [[command, "--help"] for command in
+                                  ("export", "upsample", "caption", "pre-encode", "evaluate", "table1", "gui")])
 def test_cli_help_imports_no_torch(argv):
     out = _run(f"""
         import sys
@@ -29,6 +30,19 @@ def test_cli_help_imports_no_torch(argv):
     """)
     assert "usage: saga-sr" in out
     assert "HEAVY []" in out, out[-500:]
+
+
+def test_train_entry_help_imports_no_torch():
+    out = _run("""
+        import sys
+        from saga_sr_plugin.interface.train import parse_args
+        try:
+            parse_args(["--help"])
+        except SystemExit:
+            pass
+        print("HEAVY", sorted(m for m in ("torch", "stable_audio_tools") if m in sys.modules))
+    """)
+    assert "--model-config" in out and "HEAVY []" in out
 
 
 def test_importing_stable_audio_tools_after_the_package_registers_the_plugin():
