@@ -25,16 +25,31 @@ from pathlib import Path
 from saga_sr_plugin.data.audio_io import list_audio_files
 from saga_sr_plugin.data.sidecar import captions_under
 from saga_sr_plugin.evaluation.protocol import evaluate, markdown_table, summarise, write_csv
-from saga_sr_plugin.inference.settings import LFR_BOUNDARIES
 from saga_sr_plugin.inference.upsampler import Upsampler, raw_settings
+from saga_sr_plugin.interface.setting_flags import parse_assignment
 
-RATIO_RULES = ("cutoff_magnitude", "output_to_input")   # "none" measured within 0.03 LSD of output_to_input
-SLOPE_CAPS = (None, 3.0)
+GRID = Path(__file__).resolve().parent / "grids" / "postprocess.json"
+CHAIN_KEYS = ("lfr_boundary", "lfr_ratio_rule", "slope_cap_db")   # what a --chains BOUNDARY/RATIO/CAP names
 MAIN = "m"
 
 
-def chain_name(boundary: str, ratio: str, cap: float | None) -> str:
-    return f"{boundary} / {ratio} / {'no cap' if cap is None else f'cap {cap:g} dB'}"
+def load_grid(path: str | Path) -> list[dict]:
+    """The chains of a grid file: every combination of its ``grid`` values, each with its ``fixed`` settings."""
+    spec = json.loads(Path(path).read_text())
+    names, values = zip(*spec["grid"].items())
+    return [{**spec.get("fixed", {}), **dict(zip(names, combo))} for combo in itertools.product(*values)]
+
+
+def parse_chain(text: str) -> dict:
+    """``BOUNDARY/RATIO/CAP`` (e.g. content/output_to_input/3, cap ``none``) as settings, typed by their declaration."""
+    return {"envelope_margin_db": None,
+            **dict(parse_assignment(f"{k}={v}") for k, v in zip(CHAIN_KEYS, text.split("/"), strict=True))}
+
+
+def chain_name(chain: dict) -> str:
+    cap = chain.get("slope_cap_db")
+    return (f"{chain.get('lfr_boundary')} / {chain.get('lfr_ratio_rule')} / "
+            f"{'no cap' if cap is None else f'cap {cap:g} dB'}")
 
 
 def link_references(folders: list[str], per_category: int, out: Path) -> tuple[Path, dict[str, str]]:
@@ -86,9 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000, 8000])
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default="runs/postprocess_grid")
+    p.add_argument("--grid", default=str(GRID), help="a grid file (experiments/grids/*.json)")
     p.add_argument("--chains", nargs="+", default=None, metavar="BOUNDARY/RATIO/CAP",
                    help="only these chains, e.g. content/output_to_input/3 band_limit/cutoff_magnitude/none "
-                        "(default: the whole grid)")
+                        "(default: the grid file's)")
     args = p.parse_args(argv)
     out = Path(args.out)
     refs, captions = link_references(args.clips, args.per_category, out)
@@ -97,13 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     base = upsampler.settings(steps=args.steps)
     variants, names = {}, {"unprocessed": "unprocessed input", "sinc": "sinc", f"{MAIN}-raw": "raw decode"}
     variants["raw"] = raw_settings(base)
-    chains = itertools.product(LFR_BOUNDARIES, RATIO_RULES, SLOPE_CAPS) if args.chains is None else [
-        (b, r, None if c == "none" else float(c)) for b, r, c in (chain.split("/") for chain in args.chains)]
-    for boundary, ratio, cap in chains:
-        key = f"{boundary}-{ratio}-{cap}"
-        variants[key] = dataclasses.replace(base, lfr_boundary=boundary, lfr_ratio_rule=ratio, slope_cap_db=cap,
-                                            envelope_margin_db=None)
-        names[f"{MAIN}-{key}"] = chain_name(boundary, ratio, cap)
+    chains = load_grid(args.grid) if args.chains is None else [parse_chain(text) for text in args.chains]
+    for chain in chains:
+        key = f"{chain['lfr_boundary']}-{chain['lfr_ratio_rule']}-{chain['slope_cap_db']}"
+        variants[key] = dataclasses.replace(base, **chain)
+        names[f"{MAIN}-{key}"] = chain_name(chain)
     report = evaluate(refs, {MAIN: upsampler.system(base, captions=captions, variants=variants)}, args.cutoffs)
     rows = [r for r in report.rows if r["system"] != MAIN]   # the config's own chain is one of the grid's
     write_csv(rows, out / "lsd_per_file.csv")

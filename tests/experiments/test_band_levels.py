@@ -8,7 +8,7 @@ import torch
 
 from conftest import SR, lowpassed, white_noise
 
-import band_levels  # noqa: E402
+import band_levels
 
 
 def _bursts(seconds: float = 1.0) -> torch.Tensor:

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from conftest import SR, white_noise
 
-import few_step  # noqa: E402
+import few_step
 
 
 def run_folder(root: Path, config_path: str, weights: str, **saga_sr: object) -> Path:

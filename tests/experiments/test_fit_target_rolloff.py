@@ -8,7 +8,7 @@ import soundfile as sf
 
 from conftest import SR
 
-import fit_target_rolloff  # noqa: E402
+import fit_target_rolloff
 
 
 def clip(path, seed: int, lowpass_hz: float | None) -> None:

@@ -1,17 +1,19 @@
 """The experiments of issue 25 on generated material: long excerpts, the post-processing grid, the f_h sweep."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import SR
 
-import fh_steering  # noqa: E402
-import long_excerpts  # noqa: E402
-import postprocess_grid  # noqa: E402
+import fh_steering
+import long_excerpts
+import postprocess_grid
 
 
 def test_excerpts_join_one_groups_clips_to_the_minimum_length():
@@ -68,3 +70,19 @@ def test_the_f_h_sweep_reads_the_raw_output_per_band(demo_model_files, tmp_path)
     assert all(math.isfinite(v) for v in result[0.5].values())
     text = fh_steering.report({"tiny": result}, tmp_path, "test")
     assert "12-20 kHz from f_h 0.9 to 0.5" in text and (tmp_path / "fh_steering.png").stat().st_size > 5000
+
+
+def test_the_grid_is_data_and_each_chain_is_a_valid_post_processing_variant():
+    import dataclasses
+
+    from saga_sr_plugin.inference.settings import UpsampleSettings, check_postprocess_variant
+
+    chains = postprocess_grid.load_grid(postprocess_grid.GRID)
+    assert len(chains) == 12 and len({postprocess_grid.chain_name(c) for c in chains}) == 12
+    base = UpsampleSettings()
+    for chain in chains:   # every chain shares the sampling: only post-processing settings vary
+        check_postprocess_variant(base, dataclasses.replace(base, **chain), postprocess_grid.chain_name(chain))
+    assert postprocess_grid.parse_chain("content/output_to_input/none") == {
+        "envelope_margin_db": None, "lfr_boundary": "content", "lfr_ratio_rule": "output_to_input", "slope_cap_db": None}
+    with pytest.raises(argparse.ArgumentTypeError, match="lfr_boundary must be one of"):
+        postprocess_grid.parse_chain("contnet/output_to_input/3")

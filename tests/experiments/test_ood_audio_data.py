@@ -9,7 +9,7 @@ import soundfile as sf
 
 from conftest import SR
 
-import ood_audio_data as ood  # noqa: E402
+import ood_audio_data as ood
 
 
 def tone(seconds: float, freq: float = 440.0, rate: int = SR, channels: int = 1) -> np.ndarray:

@@ -10,8 +10,8 @@ import soundfile as sf
 
 from conftest import SR
 
-import per_file_view  # noqa: E402
-import rolloff_sweep  # noqa: E402
+import per_file_view
+import rolloff_sweep
 
 
 def write_rows(path, rows):

@@ -10,7 +10,7 @@ import soundfile as sf
 from conftest import ROOT, SR
 from saga_sr_plugin.data.sidecar import read_captions, write_sidecar
 
-import real_audio_bundle as bundle  # noqa: E402
+import real_audio_bundle as bundle
 
 
 def write_split(folder, category: str, count: int, seed: int, channels: int = 2) -> None:

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from conftest import SR
 
-import real_audio_data as rad  # noqa: E402
+import real_audio_data as rad
 
 
 def noise(seconds: float, rate: int = SR, channels: int = 2, seed: int = 0, lowpass_hz: float | None = None):
