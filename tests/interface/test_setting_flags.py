@@ -87,5 +87,5 @@ def test_a_new_setting_is_one_declaration_and_gets_its_flag_off_word_and_overrid
     assert setting_overrides(p.parse_args(["--knob-db", "2"]), cls=WithKnob) == {"knob_db": 2.0}
     assert setting_overrides(p.parse_args(["--no-knob"]), cls=WithKnob) == {"knob_db": None}
     assert parse_assignment("knob_db=1.5", cls=WithKnob) == ("knob_db", 1.5)
-    with pytest.raises(ValueError, match="knob_db must be in"):
+    with pytest.raises(ValueError, match="knob_db must be at least 0"):
         WithKnob(knob_db=-1.0)
