@@ -1,8 +1,9 @@
-"""Known-harmless notices of stable-audio-tools 0.0.19, silenced narrowly at import; every other one stays.
+"""Known-harmless notices of stable-audio-tools 0.0.19 and 0.0.20, silenced narrowly at import; every other one stays.
 
 - ``models/transformer.py`` prints "No module named 'flash_attn'" and "flash_attn not installed,
-  disabling Flash Attention" at import: the official DiT then uses PyTorch's own attention
-  (SDPA), as it does on every machine without the optional flash-attn wheel. The two
+  disabling Flash Attention" at import (0.0.20 also "flash_attn varlen/bert_padding not available,
+  disabling varlen attention"): the official DiT then uses PyTorch's own attention
+  (SDPA), as it does on every machine without the optional flash-attn wheel. These
   lines are dropped; anything else printed during that import is printed as it was.
 - The official T5 conditioner enters ``torch.cuda.amp.autocast`` on every call: a
   FutureWarning (the API is deprecated) on current torch and, on a machine without CUDA,
@@ -18,7 +19,9 @@ import sys
 import typing as tp
 import warnings
 
-FLASH_ATTN_LINES = ("No module named 'flash_attn'", "flash_attn not installed, disabling Flash Attention")
+FLASH_ATTN_LINES = ("No module named 'flash_attn'", "flash_attn not installed, disabling Flash Attention",
+                    # 0.0.20's transformer, without the same optional wheel
+                    "flash_attn varlen/bert_padding not available, disabling varlen attention")
 NOTICE_MODULE = "stable_audio_tools.models.transformer"
 
 
