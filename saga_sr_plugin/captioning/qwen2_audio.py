@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from ..atomic import write_text
 from ..data.audio_io import list_audio_files, read_audio
-from ..data.sidecar import read_sidecar, relative_key, sidecar_path, write_sidecar
 from ..data.audio_format import BadAudioError
+from ..data.sidecar import read_sidecar, relative_key, sidecar_path, write_sidecar
 
 log = logging.getLogger("saga_sr.caption")
 

@@ -35,9 +35,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, write_text
+from .audio_format import SAMPLE_RATE, BadAudioError
 from .audio_io import list_audio_files, prepare_input, read_audio
 from .sidecar import read_captions
-from .audio_format import SAMPLE_RATE, BadAudioError
 from .simulation import SimulationConfig, simulate_low_res
 
 log = logging.getLogger("saga_sr.pre_encode")

@@ -34,6 +34,12 @@ def rolloff_bin_of_spectrum(spectrum: torch.Tensor, roll_percent: float = ROLLOF
     return int(torch.searchsorted(cumulative, threshold.unsqueeze(0)).clamp(max=ROLLOFF_BINS - 1).item())
 
 
+def smoothed(spectrum: torch.Tensor, smooth_bins: int = 9) -> torch.Tensor:
+    """The magnitude spectrum averaged over ``smooth_bins`` neighbouring bins (zero-padded ends)."""
+    kernel = torch.ones(1, 1, smooth_bins, dtype=spectrum.dtype, device=spectrum.device) / smooth_bins
+    return torch.nn.functional.conv1d(spectrum.reshape(1, 1, -1), kernel, padding=smooth_bins // 2).reshape(-1)
+
+
 def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins: int = 9,
                      local_drop_db: float = 40.0) -> int:
     """The highest bin whose (smoothed) magnitude is within ``floor_db`` of the spectrum's peak,
@@ -42,8 +48,7 @@ def content_edge_bin(spectrum: torch.Tensor, floor_db: float = 60.0, smooth_bins
     Where a band-limited input's content stops. The 98.5 % roll-off lies well below that
     for speech, whose energy sits low (at a 4 kHz cutoff its roll-off is often 2-3 kHz).
     """
-    kernel = torch.ones(1, 1, smooth_bins, dtype=spectrum.dtype, device=spectrum.device) / smooth_bins
-    smooth = torch.nn.functional.conv1d(spectrum.reshape(1, 1, -1), kernel, padding=smooth_bins // 2).reshape(-1)
+    smooth = smoothed(spectrum, smooth_bins)
     above = torch.nonzero(smooth > smooth.max() * 10 ** (-floor_db / 20))
     edge = int(above.max()) if len(above) else 0
     # A resampler's stopband leaks a flat, loud input (noise, cymbals) only 50-60 dB down, all the
@@ -68,9 +73,7 @@ def own_content_end_bin(spectrum: torch.Tensor, edge: int, limit: int, rise_db: 
     """
     if limit <= edge + smooth_bins:
         return edge
-    kernel = torch.ones(1, 1, smooth_bins, dtype=spectrum.dtype, device=spectrum.device) / smooth_bins
-    smooth = torch.nn.functional.conv1d(spectrum.reshape(1, 1, -1), kernel, padding=smooth_bins // 2).reshape(-1)
-    level = 20 * torch.log10(smooth.clamp(min=1e-30))
+    level = 20 * torch.log10(smoothed(spectrum, smooth_bins).clamp(min=1e-30))
     zone = level[edge:limit]
     lowest = torch.cummin(zone, dim=0).values
     own = torch.nonzero((zone - lowest >= rise_db) & (zone > level.max() - floor_db))

@@ -27,8 +27,8 @@ import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from ..atomic import write_text
-from ..data.audio_io import list_audio_files, read_audio, write_audio
 from ..data.audio_format import SAMPLE_RATE, BadAudioError
+from ..data.audio_io import list_audio_files, read_audio, write_audio
 from .frechet import FrechetResult
 from .protocol import summarise
 

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..data.audio_io import list_audio_files, read_audio, write_audio
-from ..data.simulation import FILTER_TYPES, LowPassSpec, apply_lowpass
 from ..data.audio_format import SAMPLE_RATE, BadAudioError
+from ..data.simulation import FILTER_TYPES, LowPassSpec, apply_lowpass
 from ..data.spectral import bandwidth_hz, rolloff_ratio
 from .frechet import Embedder, FrechetResult, embed, set_distance
 from .metrics import CONVENTIONS, all_lsd, mean_std

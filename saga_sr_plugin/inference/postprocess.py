@@ -5,10 +5,10 @@ the output's STFT is replaced by the input's, so the band the user already had c
 back untouched by the VAE. Level matching follows the authors (and AudioSR):
 r = sum over time of |input STFT at bin c| / the same for the output, clamped to
 [0.8, 1.2]; the output's bins below c become input bins / r, so the kept band joins the
-generated band at the boundary (``ratio_rule="cutoff_magnitude"``). The earlier rule, an
-energy ratio over the whole low band, remains as ``ratio_rule="band_energy"``, and
-``ratio_rule="none"`` keeps the input's band exactly as it came (r = 1).
-``ratio_rule="output_to_input"`` takes band_energy's r the other way round: the kept band
+generated band at the boundary (``lfr_ratio_rule="cutoff_magnitude"``). The earlier rule, an
+energy ratio over the whole low band, remains as ``lfr_ratio_rule="band_energy"``, and
+``lfr_ratio_rule="none"`` keeps the input's band exactly as it came (r = 1).
+``lfr_ratio_rule="output_to_input"`` takes band_energy's r the other way round: the kept band
 is the input exactly and the generated band is multiplied by r, so a model whose whole
 output is too loud (or quiet) is corrected in the band it generated too, and the two
 bands still join at the same relative level. Where the
@@ -29,10 +29,9 @@ import typing as tp
 
 import torch
 
-from ..data.spectral import ROLLOFF_HOP, ROLLOFF_N_FFT, rolloff_bin
 from ..data.audio_format import as_channels_first
+from ..data.spectral import ROLLOFF_HOP, ROLLOFF_N_FFT, rolloff_bin, spectral_line_db
 from .settings import RATIO_RULES, UpsampleSettings
-from ..data.spectral import spectral_line_db
 
 
 def match_added_band_envelope(spec_out: torch.Tensor, spec_ref: torch.Tensor, cutoff_bin: int, margin_db: float,
@@ -162,8 +161,6 @@ class Replacement(tp.NamedTuple):
     band_gain_db: float     # gain applied to the generated band by the cap (0: not limited)
 
 
-
-
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     return torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft, dtype=x.dtype, device=x.device),
                       center=True, return_complex=True)
@@ -193,7 +190,6 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     resampled to 44.1 kHz); the result is on the output's device.
     """
     s = settings if settings is not None else UpsampleSettings()
-    ratio_rule, max_added_band_db = s.lfr_ratio_rule, s.max_added_band_db
     out = as_channels_first(output, "generated output").double()
     ref = as_channels_first(lowres_input, "low-res input").double().to(out.device)
     if out.shape != ref.shape:
@@ -201,8 +197,8 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     if cutoff_bin is None:
         cutoff_bin = rolloff_bin(ref)
     spec_out, spec_ref = _stft(out, n_fft, hop), _stft(ref, n_fft, hop)
-    ratio = float(level_ratio(spec_ref, spec_out, cutoff_bin, ratio_rule).clamp(*ratio_range))
-    if ratio_rule == "output_to_input":
+    ratio = float(level_ratio(spec_ref, spec_out, cutoff_bin, s.lfr_ratio_rule).clamp(*ratio_range))
+    if s.lfr_ratio_rule == "output_to_input":
         spec_out[:, cutoff_bin:] *= ratio
         spec_out[:, :cutoff_bin] = spec_ref[:, :cutoff_bin]
     else:
@@ -212,9 +208,9 @@ def replace_low_frequencies(output: torch.Tensor, lowres_input: torch.Tensor, cu
     if s.slope_cap_db is not None:
         cap_added_band_to_slope(spec_out, spec_ref, cutoff_bin, s.slope_cap_db, per_frame=s.slope_cap_per_frame)
     gain_db = 0.0
-    if max_added_band_db is not None:
+    if s.max_added_band_db is not None:
         added = spec_out[:, cutoff_bin:].abs().pow(2).sum()
-        limit = spec_ref.abs().pow(2).sum() * 10 ** (max_added_band_db / 10)
+        limit = spec_ref.abs().pow(2).sum() * 10 ** (s.max_added_band_db / 10)
         if added > limit:
             gain = float((limit / added).sqrt())
             spec_out[:, cutoff_bin:] *= gain

@@ -37,7 +37,7 @@ class Setting:
     words: tuple[str, ...] = ()          # words accepted besides a number (target_rolloff: "auto")
     off: str | None = None               # the flag that turns it off: None (or False for a switch)
     off_help: str = ""
-    commands: tuple[str, ...] = ()       # the saga-sr commands with a --flag for it (its off flag: upsample)
+    commands: tuple[str, ...] = ()       # the saga-sr commands with a --flag for it (off flags: every command)
     control: tuple[float, float, float] | None = None   # the page's slider (min, max, step); choices: a dropdown
     label: str | None = None             # the page's label (default: the help's first clause)
     postprocess: bool = False            # applied after the sampler: variants of one sampling may differ in it
@@ -50,10 +50,6 @@ class Setting:
 def setting(default: tp.Any, help: str, **how: tp.Any) -> tp.Any:
     """A dataclass field whose declaration (``Setting``) travels in its metadata."""
     return dataclasses.field(default=default, metadata={"setting": Setting(help, **how)})
-
-
-def declared(name: str) -> Setting:
-    return {f.name: f.metadata["setting"] for f in dataclasses.fields(UpsampleSettings)}[name]
 
 
 @dataclasses.dataclass

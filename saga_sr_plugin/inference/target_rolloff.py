@@ -23,7 +23,8 @@ import typing as tp
 
 import torch
 
-from ..data.spectral import ROLLOFF_BINS, content_edge_bin, rolloff_bin_of_spectrum, spectral_slope_db, summed_magnitude
+from ..data.spectral import (ROLLOFF_BINS, content_edge_bin, rolloff_bin_of_spectrum, spectral_slope_db,
+                             summed_magnitude)
 
 
 class RolloffFeatures(tp.NamedTuple):

@@ -20,17 +20,10 @@ from tqdm.auto import tqdm
 
 from stable_audio_tools.models.conditioners import NumberConditioner, T5Conditioner
 
-from ..data.audio_io import prepare_input, read_audio, write_audio
-from ..data.spectral import (
-    ROLLOFF_BINS,
-    ROLLOFF_N_FFT,
-    content_edge_bin,
-    own_content_end_bin,
-    rolloff_bin_of_spectrum,
-    rolloff_ratio,
-    summed_magnitude,
-)
 from ..data.audio_format import SAMPLE_RATE, BadAudioError
+from ..data.audio_io import prepare_input, read_audio, write_audio
+from ..data.spectral import (ROLLOFF_BINS, ROLLOFF_N_FFT, content_edge_bin, own_content_end_bin,
+                             rolloff_bin_of_spectrum, rolloff_ratio, summed_magnitude)
 from ..models.conditioners import LowResLatentConditioner
 from ..models.loading import load_exported_model
 from .postprocess import replace_low_frequencies
@@ -250,7 +243,7 @@ class Upsampler:
 
     def upsample_file(self, path: str | os.PathLike, output: str | os.PathLike | None = None,
                       caption: str | None = None, settings: UpsampleSettings | None = None) -> UpsampleResult:
-        """Upsample an audio file (any rate from 8 kHz); write the 44.1 kHz result to ``output`` if given."""
+        """Upsample an audio file (any rate from 4 kHz); write the 44.1 kHz result to ``output`` if given."""
         audio, sample_rate = read_audio(path)
         result = self.upsample(audio, sample_rate, caption=caption, settings=settings)
         if output is not None:

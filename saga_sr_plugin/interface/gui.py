@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 
 from ..configs import ConfigError
-from ..data.audio_io import prepare_input, read_audio, wav_promised_frames, write_audio
 from ..data.audio_format import SAMPLE_RATE, BadAudioError
+from ..data.audio_io import prepare_input, read_audio, wav_promised_frames, write_audio
 from ..evaluation.metrics import lsd
 from ..evaluation.plots import save_spectrograms
 from ..evaluation.protocol import simulate_input
@@ -48,7 +48,7 @@ from ..evaluation.visqol import visqol
 from ..inference.settings import AUTO, UpsampleSettings
 from ..inference.upsampler import Upsampler, raw_settings
 from .args import MAX_SECONDS
-from .setting_flags import kind_of, page_values
+from .setting_flags import declarations, kind_of, page_values
 
 CAPTION_MODES = ("none", "typed", "captioner")
 
@@ -119,8 +119,7 @@ def _settings(page: Page, *values: tp.Any) -> UpsampleSettings:
 def setting_control(gr: tp.Any, name: str, default: tp.Any) -> tp.Any:
     """The page control of one declared setting: a dropdown for choices, a checkbox for a switch, a text box
     where words are accepted besides a number, a slider where a range is declared, else a number box."""
-    field = next(f for f in dataclasses.fields(UpsampleSettings) if f.name == name)
-    how = field.metadata["setting"]
+    field, how = declarations()[name]
     if how.choices:
         return gr.Dropdown(list(how.choices), value=default, label=how.page_label)
     if kind_of(field) == "bool":
@@ -240,7 +239,6 @@ def score_table(reference: torch.Tensor, lowres: torch.Tensor, result: tp.Any, c
     return ("\n".join(lines) + "\n\nViSQOL v3 audio mode (MOS-LQO 1-5, higher is better), against the reference at "
             "48 kHz. LSD: NU-Wave 2 convention (lower is better), LF/HF below/above the cutoff. The raw decode is the "
             "same sampling before the low-frequency replacement and its caps.")
-    return str(files[0]), str(files[1]), str(files[2]), str(png), table
 
 
 def uploaded_only(path: str | None) -> str | None:

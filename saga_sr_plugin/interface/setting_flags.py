@@ -16,9 +16,9 @@ from .args import finite, integer, rolloff_choice
 OFF_WORDS = ("none", "off")   # --set slope_cap_db=none: the setting turned off
 
 
-def declarations(cls: type = UpsampleSettings) -> list[tuple[dataclasses.Field, tp.Any]]:
-    """(field, Setting) of every declared setting of ``cls`` (a subclass adds its own: the tests show it)."""
-    return [(f, f.metadata["setting"]) for f in dataclasses.fields(cls)]
+def declarations(cls: type = UpsampleSettings) -> dict[str, tuple[dataclasses.Field, tp.Any]]:
+    """name -> (field, Setting) of every declared setting of ``cls`` (a subclass adds its own: the tests show it)."""
+    return {f.name: (f, f.metadata["setting"]) for f in dataclasses.fields(cls)}
 
 
 def flag_of(name: str) -> str:
@@ -47,7 +47,7 @@ def add_setting_flags(p: argparse.ArgumentParser, command: str,
     says both. ``extra_words``: words one command adds to a setting (evaluate's ``oracle`` f_h), with help.
     """
     extra_words = extra_words or {}
-    for field, how in declarations(cls):
+    for field, how in declarations(cls).values():
         if command in how.commands:
             words, more = extra_words.get(field.name, ((), ""))
             default = "none" if field.default is None else field.default
@@ -62,7 +62,7 @@ def add_setting_flags(p: argparse.ArgumentParser, command: str,
 def setting_overrides(args: argparse.Namespace, cls: type = UpsampleSettings) -> dict[str, tp.Any]:
     """The settings the flags of ``args`` give (None: not given), off flags included; both at once is an error."""
     overrides: dict[str, tp.Any] = {}
-    for field, how in declarations(cls):
+    for field, how in declarations(cls).values():
         value = getattr(args, field.name, None)
         if getattr(args, f"off_{field.name}", False):
             if value is not None:
@@ -84,7 +84,7 @@ def parse_assignment(text: str, cls: type = UpsampleSettings) -> tuple[str, tp.A
     """``NAME=VALUE`` for one setting, typed by its declaration: ``slope_cap_db=none``, ``lfr_boundary=content``."""
     name, sep, raw = text.partition("=")
     name, raw = name.strip().replace("-", "_"), raw.strip()
-    known = {f.name: (f, how) for f, how in declarations(cls)}
+    known = declarations(cls)
     if not sep or name not in known:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE with NAME a setting{suggest(name, list(known))}"
                                          f"; known: {', '.join(known)}")
@@ -120,7 +120,7 @@ def add_set_argument(p: argparse.ArgumentParser) -> None:
 
 def page_values(defaults: UpsampleSettings, names: tp.Sequence[str], values: tp.Sequence[tp.Any]) -> UpsampleSettings:
     """The page's control values (numbers as floats, text as typed) as settings; a bad one is a ValueError."""
-    known = {f.name: (f, how) for f, how in declarations()}
+    known = declarations()
     typed = {}
     for name, value in zip(names, values, strict=True):
         field, how = known[name]

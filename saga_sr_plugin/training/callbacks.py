@@ -17,8 +17,8 @@ import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from ..data.audio_io import write_audio
 from ..data.audio_format import SAMPLE_RATE
+from ..data.audio_io import write_audio
 from ..data.spectral import rolloff_ratio
 from ..evaluation.levels import ADDED_BANDS_HZ, added_band_levels, window_boundary_steps
 from ..evaluation.metrics import lsd
