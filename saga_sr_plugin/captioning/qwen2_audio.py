@@ -8,10 +8,11 @@ decoding, mono 16 kHz audio. Instruct checkpoints (or any ``--chat-template`` ru
 go through the processor's chat template with a content-only question.
 
 Clip policy: Qwen2-Audio's Whisper encoder sees at most 30 s; a longer file is
-captioned from its central 30 s (``clip_seconds``). The caption is stored per file
-and applies to every random crop the dataset takes from it; for long recordings of
-changing content, cut them into segments first (the authors captioned each 5.94 s
-training segment).
+captioned from its central 30 s (``clip_seconds``), and that caption applies to every
+crop the dataset takes from it. With ``segment_seconds`` (the authors captioned each
+5.94 s training segment) each segment is captioned, and a crop takes the caption of the
+segment it overlaps most (``data.sidecar.caption_at``). Under ``torchrun`` each rank
+captions its share of the files into its own part, and rank 0 merges the parts.
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ from tqdm.auto import tqdm
 from ..atomic import write_text
 from ..data.audio_io import list_audio_files, read_audio
 from ..data.audio_format import BadAudioError
-from ..data.sidecar import read_sidecar, relative_key, sidecar_path, write_sidecar
+from ..data.sidecar import (merge_parts, part_path, read_sidecar, read_with_parts, relative_key, segment_spans,
+                            sidecar_path, write_sidecar)
+from ..distributed import Share
 
 log = logging.getLogger("saga_sr.caption")
 
@@ -122,6 +125,7 @@ class Captioner:
 @dataclasses.dataclass
 class CaptionReport:
     captioned: int = 0
+    segments: int = 0
     already_done: int = 0
     failed: list[dict] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
@@ -130,8 +134,16 @@ class CaptionReport:
     def files_per_second(self) -> float:
         return self.captioned / self.seconds if self.seconds > 0 else 0.0
 
+    @classmethod
+    def total(cls, reports: tp.Sequence["CaptionReport"]) -> "CaptionReport":
+        """The reports of every rank as one (seconds: the slowest rank's, the job's wall time)."""
+        return cls(sum(r.captioned for r in reports), sum(r.segments for r in reports),
+                   sum(r.already_done for r in reports), [f for r in reports for f in r.failed],
+                   max((r.seconds for r in reports), default=0.0))
+
     def to_json(self) -> dict:
-        return {"captioned": self.captioned, "already_done": self.already_done, "failed_count": len(self.failed),
+        return {"captioned": self.captioned, "segments": self.segments, "already_done": self.already_done,
+                "failed_count": len(self.failed),
                 "failed": self.failed, "seconds": round(self.seconds, 3),
                 "files_per_second": round(self.files_per_second, 4)}
 
@@ -143,27 +155,63 @@ def _load_for_caption(path: Path) -> tuple[torch.Tensor, int]:
     return audio, sr
 
 
-def caption_folder(root: str | os.PathLike, captioner: Captioner, batch_size: int = 8, overwrite: bool = False,
-                   files: tp.Sequence[Path] | None = None, report: CaptionReport | None = None) -> CaptionReport:
-    """Caption every audio file under ``root`` into ``root/captions.jsonl``; resumable.
+def _segments_of(audio: torch.Tensor, sample_rate: int, segment_seconds: float | None,
+                 hop_seconds: float | None) -> list[tuple[tuple[float, float] | None, torch.Tensor]]:
+    """The stretches to caption: the whole file (``None``), or each segment with its span in seconds."""
+    if segment_seconds is None:
+        return [(None, audio)]
+    spans = segment_spans(audio.shape[-1] / sample_rate, segment_seconds, hop_seconds or segment_seconds)
+    return [((s, e), audio[..., round(s * sample_rate):round(e * sample_rate)]) for s, e in spans]
 
-    Files already in the sidecar are skipped (unless ``overwrite``); after each batch
-    the sidecar is rewritten atomically, so an interrupted run keeps all finished batches.
+
+def _entry(captioner: Captioner, seconds: float, pieces: list[tuple[tuple[float, float] | None, str]],
+           segment_seconds: float | None, hop_seconds: float | None) -> dict:
+    entry = {"model": captioner.name, "prompt": captioner.prompt, "seconds": round(seconds, 3)}
+    if segment_seconds is None:
+        return {"caption": pieces[0][1], **entry}
+    segments = [{"start": span[0], "end": span[1], "caption": text} for span, text in pieces]
+    return {"caption": segments[len(segments) // 2]["caption"], **entry, "segments": segments,
+            "segment_seconds": segment_seconds, "hop_seconds": hop_seconds or segment_seconds}
+
+
+def caption_folder(root: str | os.PathLike, captioner: Captioner, batch_size: int = 8, overwrite: bool = False,
+                   files: tp.Sequence[Path] | None = None, report: CaptionReport | None = None,
+                   segment_seconds: float | None = None, hop_seconds: float | None = None,
+                   share: Share = Share()) -> CaptionReport:
+    """Caption the audio files under ``root`` into ``root/captions.jsonl``; resumable.
+
+    ``segment_seconds``: caption each segment of that length every ``hop_seconds`` (default: the
+    length) instead of each file's central ``clip_seconds``. ``share``: this process takes every
+    ``world``-th file and, on many processes, writes its own part (``captions.part-R-of-W.jsonl``),
+    rewritten atomically after each batch; the caller merges the parts once every rank is done
+    (:func:`caption_folders`). A file already captioned the same way (in the sidecar or any part) is
+    skipped unless ``overwrite``, so an interrupted run, on any number of processes, resumes.
     """
     root = Path(root)
     report = report or CaptionReport()
+    if segment_seconds is not None and not 0 < segment_seconds <= captioner.clip_seconds:
+        raise ValueError(f"--segment-seconds must be in (0, {captioner.clip_seconds:g}] (the encoder's "
+                         f"window), got {segment_seconds}")
+    if hop_seconds is not None and (segment_seconds is None or hop_seconds <= 0):
+        raise ValueError("--hop-seconds needs --segment-seconds and must be positive")
     files = list(files) if files is not None else list_audio_files(root, what="folder to caption")
-    path = sidecar_path(root)
-    entries = read_sidecar(path) if path.exists() else {}
+    if not share.distributed:
+        merge_parts(root)  # a many-process run that was stopped: its parts join the sidecar first
+    out_path = part_path(root, share.rank, share.world) if share.distributed else sidecar_path(root)
+    done = read_with_parts(root)
+    written = read_sidecar(out_path)
+    how = {"segment_seconds": segment_seconds, "hop_seconds": (hop_seconds or segment_seconds)
+           if segment_seconds is not None else None}
     todo = []
-    for f in files:
-        key = relative_key(f, root)
-        if not overwrite and entries.get(key, {}).get("caption", "").strip():
+    for f in share.take(sorted(files)):
+        entry = done.get(relative_key(f, root), {})
+        same_way = all(entry.get(k) == v for k, v in how.items())
+        if not overwrite and same_way and str(entry.get("caption", "")).strip():
             report.already_done += 1
         else:
             todo.append(f)
     start = time.time()
-    bar = tqdm(total=len(todo), desc=f"caption {root}", unit="file")
+    bar = tqdm(total=len(todo), desc=f"caption {root} ({share.describe()})", unit="file")
     for i in range(0, len(todo), batch_size):
         batch, loaded = todo[i:i + batch_size], []
         for f in batch:
@@ -173,13 +221,19 @@ def caption_folder(root: str | os.PathLike, captioner: Captioner, batch_size: in
                 report.failed.append({"path": str(f), "reason": str(err)})
                 log.warning("not captioned (%d so far): %s", len(report.failed), err)
         if loaded:
-            captions = captioner.caption([(a, sr) for _, a, sr in loaded])
-            for (f, audio, sr), caption in zip(loaded, captions):
-                entries[relative_key(f, root)] = {"caption": caption, "model": captioner.name,
-                                                  "prompt": captioner.prompt, "seconds": round(audio.shape[-1] / sr, 3)}
-                if not caption:
+            pieces = [(n, span, piece, sr) for n, (_, audio, sr) in enumerate(loaded)
+                      for span, piece in _segments_of(audio, sr, segment_seconds, hop_seconds)]
+            texts: list[str] = []
+            for j in range(0, len(pieces), batch_size):
+                texts += captioner.caption([(piece, sr) for _, _, piece, sr in pieces[j:j + batch_size]])
+            for n, (f, audio, sr) in enumerate(loaded):
+                mine = [(span, text) for (m, span, _, _), text in zip(pieces, texts) if m == n]
+                written[relative_key(f, root)] = _entry(captioner, audio.shape[-1] / sr, mine, segment_seconds,
+                                                        hop_seconds)
+                report.segments += len(mine)
+                if not all(text for _, text in mine):
                     log.warning("empty caption for %s", f)
-            write_sidecar(path, entries)
+            write_sidecar(out_path, written if share.distributed else {**done, **written})
             report.captioned += len(loaded)
         bar.update(len(batch))
         elapsed = time.time() - start
@@ -205,14 +259,29 @@ def read_file_list(list_path: str | os.PathLike, root: str | os.PathLike) -> lis
 
 
 def caption_folders(roots: tp.Sequence[str], captioner: Captioner, batch_size: int = 8, overwrite: bool = False,
-                    report_path: str | None = None, file_list: str | None = None) -> CaptionReport:
-    """Caption every folder in ``roots``; with ``file_list``, only the listed files of the single root."""
+                    report_path: str | None = None, file_list: str | None = None,
+                    segment_seconds: float | None = None, hop_seconds: float | None = None,
+                    share: Share = Share()) -> CaptionReport:
+    """Caption every folder in ``roots``; with ``file_list``, only the listed files of the single root.
+
+    On many processes each rank captions its share into its part; once all are done (a barrier),
+    rank 0 merges the parts into each sidecar and returns the total report (the others their own).
+    """
     report = CaptionReport()
     if file_list is not None and len(roots) != 1:
         raise ValueError("a file list needs exactly one folder: the root its sidecar belongs to")
     for root in roots:
         files = read_file_list(file_list, root) if file_list else None
-        caption_folder(root, captioner, batch_size, overwrite, files=files, report=report)
+        caption_folder(root, captioner, batch_size, overwrite, files=files, report=report,
+                       segment_seconds=segment_seconds, hop_seconds=hop_seconds, share=share)
+    share.barrier()
+    reports = share.gather(report)
+    if not share.is_first:
+        return report
+    if share.distributed:
+        for root in roots:
+            merge_parts(root)
+        report = CaptionReport.total(reports or [report])
     if report_path:
         write_text(report_path, json.dumps(report.to_json(), indent=2))
     return report

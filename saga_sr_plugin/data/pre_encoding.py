@@ -15,8 +15,9 @@ clip this writes
 
 ``saga_sr_plugin.data.pre_encoded`` (the dataset's ``custom_metadata_module``) picks one of
 the K versions per step. The ``.npy`` is written last, so the official scan only ever
-finds complete clips, and a rerun skips them (resumable). ``--shard i/n`` splits the
-files between machines; unreadable, silent and >2-channel files are counted skips.
+finds complete clips, and a rerun skips them (resumable). Under ``torchrun`` each rank
+takes every world-th file on its own GPU (``--shard i/n`` picks a share by hand, e.g. for
+a SLURM array); unreadable, silent and >2-channel files are counted skips.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path, write_text
 from .audio_format import SAMPLE_RATE, BadAudioError
 from .audio_io import list_audio_files, prepare_input, read_audio
-from .sidecar import read_captions
+from ..distributed import Share, parse_share
+from .sidecar import caption_at, read_sidecar, sidecar_path
 from .simulation import SimulationConfig, simulate_low_res
 
 log = logging.getLogger("saga_sr.pre_encode")
@@ -53,6 +55,13 @@ class PreEncodeReport:
     skipped: list[dict] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     bytes_written: int = 0
+
+    @classmethod
+    def total(cls, reports: tp.Sequence["PreEncodeReport"]) -> "PreEncodeReport":
+        """Every rank's report as one (seconds: the slowest rank's, the job's wall time)."""
+        return cls(*(sum(getattr(r, f) for r in reports) for f in ("files", "clips", "already_done")),
+                   [s for r in reports for s in r.skipped], max((r.seconds for r in reports), default=0.0),
+                   sum(r.bytes_written for r in reports))
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -167,16 +176,6 @@ class PreEncoder:
         return written
 
 
-def _shard_of(spec: str) -> tuple[int, int]:
-    try:
-        index, count = (int(v) for v in spec.split("/"))
-    except ValueError as err:
-        raise ValueError(f"--shard must be INDEX/COUNT (e.g. 0/4), got {spec!r}") from err
-    if not 0 <= index < count:
-        raise ValueError(f"--shard {spec}: index must be in 0..{count - 1}")
-    return index, count
-
-
 def _load_for_clips(path: Path) -> torch.Tensor:
     """Stereo at 44.1 kHz, with the upsampler's checks (more than 2 channels, silence, rate)."""
     x = prepare_input(*read_audio(path), what=str(path))
@@ -184,20 +183,24 @@ def _load_for_clips(path: Path) -> torch.Tensor:
 
 
 def pre_encode(roots: tp.Sequence[str | os.PathLike], out_dir: str | os.PathLike, encoder: PreEncoder,
-               shard: str = "0/1", report_path: str | os.PathLike | None = None) -> PreEncodeReport:
-    """Pre-encode every audio file under ``roots`` into ``out_dir/<root name>/...`` (resumable)."""
-    index, count = _shard_of(shard)
+               shard: str | Share = "0/1", report_path: str | os.PathLike | None = None) -> PreEncodeReport:
+    """Pre-encode every audio file under ``roots`` into ``out_dir/<root name>/...`` (resumable).
+
+    ``shard``: this process's share of the files (``INDEX/COUNT``, ``auto`` or a :class:`Share`).
+    On a torchrun group every rank returns its own report and rank 0 writes the total to ``report_path``.
+    """
+    share = parse_share(shard) if isinstance(shard, str) else shard
     out_dir = Path(out_dir)
     report = PreEncodeReport()
-    jobs: list[tuple[Path, Path, str, dict[str, str]]] = []
+    jobs: list[tuple[Path, Path, str, dict[str, dict]]] = []
     for root in map(Path, roots):
-        captions = read_captions(root)
+        captions = read_sidecar(sidecar_path(root))
         for f in list_audio_files(root, what="folder to pre-encode"):
             jobs.append((f, root, f.relative_to(root).as_posix(), captions))
-    jobs = jobs[index::count]
+    jobs = share.take(jobs)
     start = time.time()
     pending: list[Clip] = []
-    bar = tqdm(jobs, desc=f"pre-encode (shard {index}/{count})", unit="file")
+    bar = tqdm(jobs, desc=f"pre-encode ({share.describe()})", unit="file")
 
     def flush() -> None:
         if pending:
@@ -214,8 +217,8 @@ def pre_encode(roots: tp.Sequence[str | os.PathLike], out_dir: str | os.PathLike
             log.warning("skipped (%d so far): %s", len(report.skipped), err)
             continue
         report.files += 1
-        caption = captions.get(rel, "")
         for i, (clip, valid, offset) in enumerate(cut_clips(audio, encoder.sample_size)):
+            caption = caption_at(captions.get(rel, {}), offset / SAMPLE_RATE, (offset + valid) / SAMPLE_RATE)
             stem = stem_dir / f"{Path(rel).stem}_{i:04d}"
             if stem.with_suffix(".npy").exists():
                 report.already_done += 1
@@ -230,8 +233,9 @@ def pre_encode(roots: tp.Sequence[str | os.PathLike], out_dir: str | os.PathLike
     flush()
     bar.close()
     report.seconds = time.time() - start
-    if report_path:
-        write_text(report_path, json.dumps(report.to_json(), indent=2))
+    reports = share.gather(report)
+    if report_path and share.is_first:
+        write_text(report_path, json.dumps(PreEncodeReport.total(reports or [report]).to_json(), indent=2))
     return report
 
 
