@@ -97,3 +97,21 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike) -> tp.Iterator[Path]:
+    """Yield an empty private folder; when the block ends it replaces ``target`` (a folder) whole,
+    and if the block fails it is deleted and ``target`` stays as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)
+    private = target.parent / f".saga-tmp-{os.getpid()}-{next(_counter)}"
+    private.mkdir()
+    try:
+        yield private
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(private, target)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

@@ -266,13 +266,23 @@ def _table1(args: argparse.Namespace) -> int:
 
 def _caption(args: argparse.Namespace) -> int:
     from ..captioning.qwen2_audio import Captioner, caption_folders
+    from ..distributed import current_share
 
-    captioner = Captioner.load(args.model, device=args.device, dtype=args.dtype, prompt=args.prompt,
+    share = current_share()
+    captioner = Captioner.load(args.model, device=share.device(args.device), dtype=args.dtype, prompt=args.prompt,
                                chat_template=args.chat_template, max_new_tokens=args.max_new_tokens,
                                clip_seconds=args.clip_seconds)
-    report = caption_folders(args.folders, captioner, args.batch_size, args.overwrite, args.report, args.file_list)
+    try:
+        report = caption_folders(args.folders, captioner, args.batch_size, args.overwrite, args.report,
+                                 args.file_list, args.segment_seconds, args.hop_seconds, share)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not share.is_first:
+        return 1 if report.failed else 0
     summary = report.to_json()
-    print(f"captioned {summary['captioned']} file(s) ({summary['files_per_second']:.2f} files/s), "
+    print(f"captioned {summary['captioned']} file(s), {summary['segments']} caption(s) "
+          f"({summary['files_per_second']:.2f} files/s{', all ranks' if share.distributed else ''}), "
           f"{summary['already_done']} already done, {summary['failed_count']} failed"
           + (f"; report: {args.report}" if args.report else ""))
     for failure in report.failed:
@@ -280,13 +290,36 @@ def _caption(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _pre_encode(args: argparse.Namespace) -> int:
+def _shard(args: argparse.Namespace) -> int:
     import json
-
-    import torch
 
     from ..atomic import write_text
     from ..configs import load_json
+    from ..data.shards import dataset_config, shard_folders
+
+    block = load_json(args.dataset_config, "dataset config").get("saga_sr") if args.dataset_config else None
+    out = writable_folder(args.output_dir)
+    try:
+        report = shard_folders(args.folders, out, args.shard_megabytes, args.files_per_shard, args.overwrite)
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    config_path = write_text(out / "dataset_config.json", json.dumps(dataset_config(out, args.folders, block), indent=2))
+    print(f"wrote {report.files} file(s) in {report.shards} shard(s), {report.bytes_written / 2**20:.1f} MiB"
+          + (f"; {report.transcoded} re-encoded as FLAC" if report.transcoded else "")
+          + (f"; {report.uncaptioned} without a caption (run saga-sr caption first)" if report.uncaptioned else ""))
+    print(f"dataset config: {config_path} (train with --dataset-config {config_path})")
+    print(summary_line("sharded", report.files, report.files + len(report.skipped), [s["reason"] for s in report.skipped]),
+          file=sys.stderr if report.skipped else sys.stdout)
+    return 1 if report.skipped else 0
+
+
+def _pre_encode(args: argparse.Namespace) -> int:
+    import json
+
+    from ..atomic import write_text
+    from ..configs import load_json
+    from ..distributed import parse_share
     from ..data.pre_encoding import PreEncoder, dataset_config, pre_encode
     from ..data.simulation import SimulationConfig
     from ..models.loading import build_pretransform
@@ -296,15 +329,21 @@ def _pre_encode(args: argparse.Namespace) -> int:
     if args.dataset_config:
         block = load_json(args.dataset_config, "dataset config").get("saga_sr") or {}
         simulation = SimulationConfig(**block)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        share = parse_share(args.shard)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     out = writable_folder(args.output_dir)
     pretransform = build_pretransform(model_config, args.model_config, args.pretransform_ckpt_path)
-    encoder = PreEncoder(pretransform, model_config["sample_size"], args.versions, args.batch_size, device,
-                         args.seed, simulation)
-    report = pre_encode(args.folders, out, encoder, args.shard, args.report)
-    config_path = write_text(out / "dataset_config.json", json.dumps(dataset_config(out, args.folders), indent=2))
+    encoder = PreEncoder(pretransform, model_config["sample_size"], args.versions, args.batch_size,
+                         share.device(args.device), args.seed, simulation)
+    report = pre_encode(args.folders, out, encoder, share, args.report)
+    config_path = out / "dataset_config.json"
+    if share.is_first:
+        write_text(config_path, json.dumps(dataset_config(out, args.folders), indent=2))
     summary = report.to_json()
-    print(f"pre-encoded {report.clips} clip(s) of {report.files} file(s) in {report.seconds:.1f} s "
+    print(f"{share.describe()}: " * share.distributed + f"pre-encoded {report.clips} clip(s) of {report.files} file(s) in {report.seconds:.1f} s "
           f"({summary['clips_per_second']} clips/s, {summary['bytes_per_clip'] / 1024:.1f} KiB per clip with "
           f"K = {args.versions}); {report.already_done} already done, {len(report.skipped)} skipped")
     print(f"dataset config: {config_path} (train with a model config whose training.pre_encoded is true)")
@@ -379,9 +418,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto: bfloat16 on CUDA, float32 on CPU")
     p.add_argument("--max-new-tokens", type=integer(1), default=256)
     p.add_argument("--clip-seconds", type=finite(0.1), default=30.0, help="longer files: the central part this long")
+    p.add_argument("--segment-seconds", type=finite(0.1), default=None,
+                   help="caption each segment this long (the authors: 5.94, a training segment) instead of each "
+                        "file's central --clip-seconds; a training crop takes its segment's caption")
+    p.add_argument("--hop-seconds", type=finite(0.1), default=None, help="segment hop (default: the segment length)")
     p.add_argument("--overwrite", action="store_true", help="caption again files that already have a caption")
     p.add_argument("--report", default="caption_report.json", help="JSON report: counts and every failure")
+    p.epilog = ("Many processes: torchrun --nproc-per-node N --no-python saga-sr caption FOLDER ... "
+                "(each rank its share of the files on its own GPU, a part file each, merged at the end; a rerun "
+                "resumes)")
     p.set_defaults(func=_caption)
+
+    p = sub.add_parser("shard", help="a folder of audio and its captions -> WebDataset tar shards (the official wds "
+                                     "dataset type)", formatter_class=DefaultsHelpFormatter)
+    p.add_argument("folders", nargs="+", help="dataset folders (their captions.jsonl goes into each sample's JSON)")
+    p.add_argument("-o", "--output-dir", required=True, help="OUT/<folder name>/shard-000000.tar ... and "
+                                                             "OUT/dataset_config.json")
+    p.add_argument("--shard-megabytes", type=finite(0.001), default=256.0, help="start a new shard past this size")
+    p.add_argument("--files-per-shard", type=integer(1), default=10_000, help="start a new shard past this count")
+    p.add_argument("--dataset-config", default=None, help="copy its \"saga_sr\" simulation block into the new config")
+    p.add_argument("--overwrite", action="store_true", help="replace shards already written for a folder")
+    p.set_defaults(func=_shard)
 
     p = sub.add_parser("pre-encode", help="VAE latents of clips and K simulated low-res versions, once "
                                           "(official pre_encoded layout; resumable, shardable)",
@@ -395,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=integer(1), default=16, help="clips per encoder call")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="the degradations depend on (seed, file, clip) only")
-    p.add_argument("--shard", default="0/1", help="INDEX/COUNT: this process takes every COUNT-th file")
+    p.add_argument("--shard", default="auto", help="INDEX/COUNT: this process takes every COUNT-th file; auto: "
+                                                   "torchrun's rank and world size (one process without torchrun)")
     p.add_argument("--report", default=None, help="JSON report: counts, throughput, every skipped file")
     p.set_defaults(func=_pre_encode)
 

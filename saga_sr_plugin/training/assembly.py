@@ -26,7 +26,7 @@ from stable_audio_tools.training.factory import create_training_wrapper_from_con
 from ..atomic import atomic_path
 from ..configs import ConfigError
 from ..data import metadata
-from ..data.dataset_config import resolve_dataset_config
+from ..data.dataset_config import SHARD_TYPES, resolve_dataset_config
 from ..inference.settings import check_saga_sr_block
 from ..models.checks import check_model_config
 from ..models.loading import load_pretransform_weights
@@ -85,6 +85,8 @@ def build_dataloader(dataset_config: dict, source: str, model_config: dict, batc
         if "num_samples should be a positive integer" in str(err):
             raise empty from err
         raise
+    if resolved["dataset_type"] in SHARD_TYPES:
+        return loader  # a stream of shards: no length, no file list; bad samples are the metadata module's counts
     n = len(loader.dataset)
     if n == 0:
         raise empty
