@@ -47,6 +47,8 @@ class LowResLatentConditioner(PretransformConditioner):
 
     def forward(self, audio: tp.Sequence[torch.Tensor] | torch.Tensor, device: tp.Any) -> list:
         items = list(audio) if isinstance(audio, (list, tuple)) else list(audio if audio.dim() == 3 else [audio])
+        # the official WebDataset loader collates its batches once more: each item arrives as (1, C, T)
+        items = [x[0] if torch.is_tensor(x) and x.dim() == 3 and x.shape[0] == 1 else x for x in items]
         latent = [self.is_latent(torch.as_tensor(x)) for x in items]
         if any(latent) and not all(latent):
             raise ValueError("a batch mixes pre-encoded z_l and raw low-res audio; pre-encode the whole dataset")
@@ -55,7 +57,7 @@ class LowResLatentConditioner(PretransformConditioner):
             mask = torch.ones(latents.shape[0], latents.shape[-1], device=latents.device)
         else:
             with torch.no_grad():
-                latents, mask = super().forward(audio, device)
+                latents, mask = super().forward(torch.stack([torch.as_tensor(x) for x in items]), device)
         if self.training and self.dropout_prob > 0:
             drop = torch.rand(latents.shape[0], 1, 1, device=latents.device) < self.dropout_prob
             latents = torch.where(drop, self.null_like(latents), latents)

@@ -19,16 +19,16 @@ from saga_sr_plugin.training import assembly
 PROBE = Path(__file__).with_name("ddp_probe.py")
 
 
-def run_ddp(tmp_path: Path, model_config: Path, dataset: str) -> subprocess.CompletedProcess:
+def run_ddp(tmp_path: Path, model_config: Path, dataset: str, steps: int = 3) -> subprocess.CompletedProcess:
     env = {**os.environ, "SAGA_DDP_PROBE_OUT": str(tmp_path), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, str(PROBE), "--model-config", str(model_config), "--dataset-config", dataset,
-         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", "3", "--batch-size", "2",
-         "--num-workers", "1", "--checkpoint-every", "3", "--save-dir", str(tmp_path / "runs"), "--name", "ddp"],
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", str(steps), "--batch-size", "2",
+         "--num-workers", "1", "--checkpoint-every", str(steps), "--save-dir", str(tmp_path / "runs"), "--name", "ddp"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
 
-def check_run(tmp_path: Path, result: subprocess.CompletedProcess, model_config: dict) -> None:
+def check_run(tmp_path: Path, result: subprocess.CompletedProcess, model_config: dict, steps: int = 3) -> None:
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     run_dir = tmp_path / "runs" / "ddp"
@@ -41,7 +41,7 @@ def check_run(tmp_path: Path, result: subprocess.CompletedProcess, model_config:
         # the export is the whole model with the EMA DiT (DiTWrapper "model") in place of the online one
         assert torch.equal(ranks[0][key], exported[f"model.{key}"]), f"the export is not rank 0's EMA at {key}"
     checkpoint = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    assert checkpoint["global_step"] == 3 and checkpoint["model_config"] == json.loads(json.dumps(model_config))
+    assert checkpoint["global_step"] == steps and checkpoint["model_config"] == json.loads(json.dumps(model_config))
     wrapper = assembly.build_training_wrapper(model_config, assembly.build_model(model_config, "model.json"))
     assembly.check_resume_checkpoint(str(run_dir / "checkpoints" / "last.ckpt"), wrapper, "model.json")
 
@@ -69,3 +69,17 @@ def test_ddp_on_pre_encoded_data(ddp_root, tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(config))
     result = run_ddp(tmp_path, tmp_path / "model.json", str(tmp_path / "latents" / "dataset_config.json"))
     check_run(tmp_path, result, config)
+
+
+def test_ddp_over_webdataset_shards_each_rank_reads_its_own_stream(ddp_root, tmp_path):
+    """The official wds loader resamples shards per rank (its seed holds the rank): with one clip per
+    shard, the two ranks' training steps see different sequences of clips, both from the shards."""
+    root, config, _ = ddp_root
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    assert cli.main(["shard", str(root / "clips"), "-o", str(tmp_path / "shards"), "--files-per-shard", "1"]) == 0
+    result = run_ddp(tmp_path, tmp_path / "model.json", str(tmp_path / "shards" / "dataset_config.json"), steps=6)
+    check_run(tmp_path, result, config, steps=6)
+    seen = [json.loads((tmp_path / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
+    clips = {p.name for p in (root / "clips").glob("*.wav")}
+    assert all(len(s) == 12 and set(s) <= clips for s in seen), seen
+    assert seen[0] != seen[1], "both ranks read the same clips in the same order"
