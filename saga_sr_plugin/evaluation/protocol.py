@@ -27,6 +27,7 @@ from ..data.audio_io import list_audio_files, read_audio, write_audio
 from ..data.audio_format import SAMPLE_RATE, BadAudioError
 from ..data.simulation import FILTER_TYPES, LowPassSpec, apply_lowpass
 from ..data.spectral import bandwidth_hz, rolloff_ratio
+from ..distributed import Share
 from .frechet import Embedder, FrechetResult, embed, set_distance
 from .metrics import CONVENTIONS, all_lsd, mean_std
 from .visqol import visqol
@@ -140,19 +141,24 @@ def _named_outputs(name: str, out: torch.Tensor | dict | Exception) -> dict[str,
 
 def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cutoffs: tp.Sequence[float] = (4000, 8000),
              seed: int = 0, baselines: bool = True, save_inputs: str | None = None,
-             chunk_files: int = 16, perceptual: bool = True, embedder: Embedder | None = None) -> EvaluationReport:
+             chunk_files: int = 16, perceptual: bool = True, embedder: Embedder | None = None,
+             share: Share = Share()) -> EvaluationReport:
     """Score every reference; a system is a callable, an object with ``many(inputs)``, or a folder of
     outputs named ``<cutoff>/<relative path>`` (e.g. ``4000/music/song.wav``). References are taken
     ``chunk_files`` at a time, so a batching system sees the inputs of several files together. A file
     that fails (unreadable, silent, low-rate, a missing or bad output) is skipped whole, named and
     counted; the others are scored. ``perceptual``: ViSQOL per row (``visqol``); ``embedder``: the
-    Fréchet distance per (category, cutoff, system) set and over all categories (``report.fd``)."""
+    Fréchet distance per (category, cutoff, system) set and over all categories (``report.fd``).
+    ``share``: under torchrun each rank scores every ``world``-th file; rank 0 gathers the rows, the
+    failures and the embeddings and returns the whole report (in file order; the FD over all files),
+    the other ranks an empty one."""
     root = Path(references)
     rows: list[dict] = []
     failed: list[str] = []
-    files = list_references(root)
+    every_file = list_references(root)
+    files = share.take(every_file)
     embeddings: dict[tuple[str, int, str], list[torch.Tensor]] = {}
-    bar = tqdm(total=len(files), desc="evaluate", unit="file")
+    bar = tqdm(total=len(files), desc=f"evaluate ({share.describe()})", unit="file")
 
     def fail(path: Path, err: BaseException) -> None:
         failed.append(str(err) if str(path) in str(err) else f"{path}: {err}")
@@ -210,13 +216,24 @@ def evaluate(references: str | os.PathLike, systems: dict[str, System | str], cu
         bar.update(len(files[first:first + chunk_files]))
         bar.set_postfix(skipped=len(failed))
     bar.close()
+    if share.grouped:
+        gathered = share.gather((rows, failed, embeddings))
+        if gathered is None:
+            return EvaluationReport([], [], 0)
+        order = {str(p.relative_to(root)): n for n, p in enumerate(every_file)}
+        rows = sorted((r for part in gathered for r in part[0]), key=lambda r: order[r["file"]])  # stable per file
+        failed = [f for part in gathered for f in part[1]]
+        embeddings = {}
+        for part in gathered:
+            for key, estimates in part[2].items():
+                embeddings.setdefault(key, []).extend(estimates)
     if failed:
-        log.warning("%d of %d reference file(s) skipped", len(failed), len(files))
+        log.warning("%d of %d reference file(s) skipped", len(failed), len(every_file))
     fd = {}
     for (group, c, name), estimates in embeddings.items():
         if name != "reference" and len(estimates) >= 2:
             fd[(group, c, name)] = set_distance(estimates, embeddings[(group, c, "reference")])
-    return EvaluationReport(rows, failed, len(files), fd)
+    return EvaluationReport(rows, failed, len(every_file), fd)
 
 
 METRIC_COLUMNS = [f"{c}{u}/{k}" for c in CONVENTIONS for u in ("", "_unified") for k in ("lsd", "lsd_lf", "lsd_hf")]

@@ -210,11 +210,16 @@ def evaluation_seed(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.protocol import evaluate, markdown_table, plot_summary, write_csv
     from ..atomic import write_text
+    from ..distributed import current_share
 
+    share = current_share()  # under torchrun: this rank's files on its own GPU; rank 0 writes the results
+    args.device = share.device(args.device)
     out = writable_folder(args.output_dir)
     systems, embedder = _model_systems(args, args.references)
     report = evaluate(args.references, systems, args.cutoffs, seed=evaluation_seed(args), baselines=not args.no_baselines,
-                      save_inputs=args.save_inputs, perceptual=not args.no_visqol, embedder=embedder)
+                      save_inputs=args.save_inputs, perceptual=not args.no_visqol, embedder=embedder, share=share)
+    if not share.is_first:
+        return 0  # rank 0 reports every rank's files, failures included
     rows = report.rows
     for failure in report.failed:
         print(f"skipped: {failure}", file=sys.stderr)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +15,8 @@ from saga_sr_plugin.interface import cli
 
 from saga_sr_plugin.training import assembly
 from saga_sr_plugin.captioning.qwen2_audio import BASE_PROMPT, Captioner, caption_folder
-from saga_sr_plugin.data.sidecar import read_sidecar, sidecar_path
+from saga_sr_plugin.data.sidecar import caption_at, part_path, read_sidecar, sidecar_path, write_sidecar
+from saga_sr_plugin.distributed import Share
 from stable_audio_tools.models.factory import create_model_from_config
 from saga_sr_plugin.captioning.tiny_model import save_tiny_qwen2_audio
 
@@ -162,3 +166,77 @@ def test_captions_flow_from_sidecar_through_official_dataset_into_t5(tmp_path, c
     embeddings, _ = model.conditioner(metadata, "cpu")["prompt"]
     for i, m in enumerate(metadata):
         assert torch.allclose(embeddings[i], t5([m["prompt"]], "cpu")[0][0])
+
+
+class LevelCaptioner:
+    """Captions a piece by its level, so a segment's caption says which stretch it came from."""
+    name, prompt, clip_seconds = "level", "p", 30.0
+
+    def caption(self, items):
+        return [f"level {float(a.abs().max()):.1f}" for a, _ in items]
+
+
+def test_segment_captions_carry_their_spans_and_crops_take_their_segment(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    rate = 8000
+    steps = np.concatenate([np.full(rate, level, np.float32) for level in (0.1, 0.2, 0.3, 0.4)])  # 4 s, 1 s a level
+    sf.write(root / "long.wav", steps, rate)
+    sf.write(root / "short.wav", np.full(rate // 2, 0.5, np.float32), rate)
+    report = caption_folder(root, LevelCaptioner(), batch_size=3, segment_seconds=1.0, hop_seconds=1.0)
+    entry = read_sidecar(sidecar_path(root))["long.wav"]
+    assert [(s["start"], s["end"]) for s in entry["segments"]] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert [s["caption"] for s in entry["segments"]] == ["level 0.1", "level 0.2", "level 0.3", "level 0.4"]
+    assert entry["segment_seconds"] == 1.0 and report.segments == 5 and report.captioned == 2
+    assert read_sidecar(sidecar_path(root))["short.wav"]["segments"][0]["end"] == 0.5
+    # a crop takes the caption of the segment it overlaps most; the dataset's metadata module does the same
+    assert caption_at(entry, 2.2, 3.1) == "level 0.3" and caption_at(entry, 0.5, 1.9) == "level 0.2"
+    from saga_sr_plugin.data import metadata
+    info = {"path": str(root / "long.wav"), "relpath": "long.wav", "timestamps": (0.76, 0.99)}
+    assert metadata.caption_for(info) == "level 0.4"
+    # captioned whole before: asking for segments now captions the file again (the way is part of the key)
+    caption_folder(root, LevelCaptioner(), segment_seconds=2.0)
+    assert [s["caption"] for s in read_sidecar(sidecar_path(root))["long.wav"]["segments"]] == ["level 0.2", "level 0.4"]
+    with pytest.raises(ValueError, match="segment-seconds"):
+        caption_folder(root, LevelCaptioner(), segment_seconds=31.0)
+
+
+def test_a_stopped_many_process_run_resumes_from_its_parts(tmp_path):
+    root = tmp_path / "data"
+    _write_folder(root, np.random.default_rng(8))
+    part = part_path(root, 1, 2)
+    write_sidecar(part, {"b.flac": {"caption": "from a part", "model": "level", "prompt": "p", "seconds": 0.5}})
+    report = caption_folder(root, LevelCaptioner(), share=Share(0, 2, grouped=False))
+    assert report.already_done == 0 and "b.flac" not in read_sidecar(part_path(root, 0, 2))  # rank 0: a, c, ...
+    mine = caption_folder(root, LevelCaptioner(), share=Share(1, 2))
+    assert mine.already_done == 1, "rank 1 found b.flac in its part and did not caption it again"
+    caption_folder(root, LevelCaptioner())  # one process: the parts join the sidecar first, then are gone
+    merged = read_sidecar(sidecar_path(root))
+    assert merged["b.flac"]["caption"] == "from a part" and set(merged) == {"a.wav", "b.flac", "c.wav", "sub/d.ogg"}
+    assert not list(root.glob("captions.part-*"))
+
+
+def _caption_command(root, tiny_qwen, *extra):
+    return ["caption", str(root), "--model", tiny_qwen, "--device", "cpu", "--max-new-tokens", "4", "--batch-size", "2",
+            "--segment-seconds", "0.5", *extra]
+
+
+def test_torchrun_two_processes_give_one_process_result_and_resume(tmp_path, tiny_qwen):
+    """Two CPU ranks under torchrun: each captions its share into its part, rank 0 merges; the sidecar
+    equals one process's, and a rerun captions nothing."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _write_folder(one, np.random.default_rng(9))
+    _write_folder(two, np.random.default_rng(9))
+    assert cli.main(_caption_command(one, tiny_qwen)) == 1  # corrupt.wav and silent.wav fail, as below
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+              "-m", "saga_sr_plugin.interface.cli"]
+    done = subprocess.run(launch + _caption_command(two, tiny_qwen, "--report", str(tmp_path / "r.json")), env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "captioned 4 file(s)" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert read_sidecar(sidecar_path(two)) == read_sidecar(sidecar_path(one))
+    assert not list(two.glob("captions.part-*")), "rank 0 merged the parts and removed them"
+    assert json.loads((tmp_path / "r.json").read_text())["failed_count"] == 2, "both ranks' failures are counted"
+    again = subprocess.run(launch + _caption_command(two, tiny_qwen), env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert "captioned 0 file(s)" in again.stdout and "4 already done" in again.stdout, again.stdout + again.stderr[-3000:]

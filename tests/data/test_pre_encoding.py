@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -87,6 +90,31 @@ def test_pre_encode_resumes_and_shards_agree(encoded, tmp_path):
     a = np.load(str(first[0]).replace(".npy", ".zl.npz"))["z_l"]
     b = np.load(tmp_path / "music" / first[0].name.replace(".npy", ".zl.npz"))["z_l"]
     assert np.array_equal(a, b), "the degradations depend on (seed, file, clip) only"
+
+
+def test_pre_encode_under_torchrun_writes_what_one_process_writes(encoded, tmp_path):
+    """Two CPU ranks (torchrun) split the files; the clips, the report's totals and the dataset
+    config equal the one-process run's."""
+    root, config, config_path, _ = encoded
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "saga_sr_plugin.interface.cli", "pre-encode", str(root / "music"), "-o",
+                           str(tmp_path / "latents"), "--model-config", str(config_path), "-k", "3", "--batch-size",
+                           "4", "--device", "cpu", "--report", str(tmp_path / "report.json")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0, "each rank met one bad file: the job says so"
+    assert "rank 0 of 2" in done.stdout and "rank 1 of 2" in done.stdout, done.stdout + done.stderr[-3000:]
+    one = sorted((root / "latents" / "music").glob("*.npy"))
+    two = sorted((tmp_path / "latents" / "music").glob("*.npy"))
+    assert [p.name for p in two] == [p.name for p in one]
+    for a, b in zip(one, two):
+        assert np.array_equal(np.load(a), np.load(b)), a.name
+        assert np.array_equal(np.load(str(a).replace(".npy", ".zl.npz"))["z_l"],
+                              np.load(str(b).replace(".npy", ".zl.npz"))["z_l"]), a.name
+    totals = json.loads((tmp_path / "report.json").read_text())
+    single = json.loads((root / "report.json").read_text())
+    assert (totals["clips"], totals["skipped_count"]) == (single["clips"], single["skipped_count"]) == (12, 2)
+    assert json.loads((tmp_path / "latents" / "dataset_config.json").read_text())["dataset_type"] == "pre_encoded"
 
 
 def test_metadata_module_picks_one_of_the_k_versions(encoded):

@@ -4,6 +4,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,3 +127,38 @@ def test_evaluate_command_on_a_tiny_folder(tmp_path, tiny_t5):
     # 0.25 s clips are shorter than ViSQOL reads: left out, and said so
     assert all(r["visqol"] == "nan" for r in rows) and "ViSQOL left out 3 file(s) shorter than it reads" in table
     assert (out / "lsd.png").stat().st_size > 5000
+
+
+def test_evaluate_under_torchrun_gathers_every_rank_into_one_csv_and_table(tmp_path, tiny_t5):
+    """Two CPU ranks score disjoint shares of the files; rank 0 writes one CSV (in file order, each
+    rank's failures included) equal to a one-process run's, and one table."""
+    refs = tmp_path / "refs"
+    rng = np.random.default_rng(3)
+    for name in ("music/a.wav", "music/b.wav", "speech/c.wav", "speech/d.wav", "speech/e.wav"):
+        (refs / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(refs / name, (0.3 * rng.standard_normal((11025, 2))).astype(np.float32), SR)
+    (refs / "speech" / "broken.wav").write_bytes(b"nope")
+    config = demo_config(tiny_t5, sample_size=8192)
+    torch.manual_seed(0)
+    save_file(create_model_from_config(config).state_dict(), str(tmp_path / "m.safetensors"))
+    (tmp_path / "m.json").write_text(json.dumps(config))
+
+    def command(out):
+        return ["evaluate", str(refs), "--model-config", str(tmp_path / "m.json"), "--weights",
+                str(tmp_path / "m.safetensors"), "--steps", "2", "--cutoffs", "4000", "-o", str(out), "--device", "cpu"]
+
+    assert cli.main(command(tmp_path / "one")) == 1
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "saga_sr_plugin.interface.cli", *command(tmp_path / "two")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0, "broken.wav (one rank's file) could not be scored: the job says so"
+    assert "scored 5 of 6" in done.stdout + done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
+    one, two = (list(csv.DictReader(open(tmp_path / d / "lsd_per_file.csv"))) for d in ("one", "two"))
+    assert [(r["file"], r["system"]) for r in two] == [(r["file"], r["system"]) for r in one]
+    assert len({r["file"] for r in two}) == 5
+    for a, b in zip(one, two):
+        for key, value in a.items():
+            if key not in ("file", "category", "system"):
+                assert float(b[key]) == pytest.approx(float(value), rel=1e-4, abs=1e-5, nan_ok=True), (a["file"], key)
+    assert "broken.wav" in (tmp_path / "two" / "lsd.md").read_text()
