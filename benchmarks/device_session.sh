@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared call on a lent GPU machine (no network): the CUDA tests, the real-audio GPU
+# One prepared call on a lent GPU machine (no network): the CUDA tests (FSDP on 0.0.20 too), the real-audio GPU
 # recipe (3 seeds trained side by side on the one GPU, then scored on the CPU table's test
 # clips) and the paper-scale benchmark, in about 9 minutes. Every stage writes its log
 # under $OUT as it finishes, so a stage that fails or runs out of time loses only itself.
@@ -62,6 +62,14 @@ log "cuda tests (while the seeds train)"
 if [ -z "${SMOKE:-}" ]; then
   timeout 300 "$PY" -m pytest -m cuda tests/test_devices.py -q -p no:cacheprovider 2>&1 | tail -25 \
     | tee "$OUT/cuda_tests.log"
+fi
+
+log "FSDP at world size 1 (stable-audio-tools 0.0.20's strategy, pre-wrap callback and FSDP-aware EMA)"
+if [ -z "${SMOKE:-}" ] && ls .whl/sat020/*.whl >/dev/null 2>&1; then
+  rm -rf /tmp/site020  # 0.0.20 is pure Python; its Requires-Python (<3.11) is about its pins, not its code
+  "$PY" -m pip install -q --no-index --no-deps --ignore-requires-python --target /tmp/site020 .whl/sat020/*.whl \
+    >/dev/null && PYTHONPATH=/tmp/site020:${PYTHONPATH:-$PWD} timeout 240 "$PY" -m pytest -m cuda \
+    tests/training/test_ddp.py -q -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/fsdp.log"
 fi
 wait
 log "training done"; tail -n 4 "$OUT"/train_seed*.log

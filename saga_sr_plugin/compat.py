@@ -30,8 +30,8 @@ handled here, one comment each; no other module asks which release is installed.
    without network) that import retries for minutes and then fails. So both releases use the libraries that
    module itself calls, scipy for the Fréchet distance and torchopenl3 for OpenL3 (mel256, 512 dimensions),
    and the official module is never imported (``evaluation/frechet.py``); no release difference is left.
-9. Datasets, FSDP and LoRA: ``wds`` datasets, ``training/fsdp.py`` and ``training.lora_config`` exist
-   only in 0.0.20 (:data:`FEATURES`).
+9. FSDP and LoRA: ``training/fsdp.py`` (FSDP with an FSDP-aware EMA) and ``training.lora_config`` exist
+   only in 0.0.20 (:data:`FEATURES`). Both releases read ``wds`` (WebDataset) datasets, local or S3.
 
 :func:`install` is idempotent; importing ``saga_sr_plugin`` calls it.
 """
@@ -54,7 +54,7 @@ DATASET_MODULE = "stable_audio_tools.data.dataset"
 SCHEDULER_MODULE = "stable_audio_tools.training.utils"
 
 # 9. what only the newer release has
-FEATURES = {"wds_dataset": not IS_0_0_19, "fsdp_ema": not IS_0_0_19, "lora": not IS_0_0_19}
+FEATURES = {"fsdp_ema": not IS_0_0_19, "lora": not IS_0_0_19}
 
 
 # ---------------------------------------------------------------- 1. InverseLR and torch's `verbose`

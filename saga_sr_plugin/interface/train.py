@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--accum-batches", type=integer(1), default=None,
                    help="gradient accumulation; default: training.effective_batch_size / (batch x devices x nodes) "
                         "when the model config sets it, else 1")
-    p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_find_unused, deepspeed, or any Lightning strategy name")
+    p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_find_unused, deepspeed, fsdp (0.0.20, GPUs), or any Lightning strategy name")
     p.add_argument("--accelerator", default="auto", help="auto picks the GPU when there is one, else the CPU")
     p.add_argument("--devices", "--num-gpus", dest="devices", default="auto")
     p.add_argument("--num-nodes", type=integer(1), default=1)
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
             args.val_dataset_config = args.val_dataset_config or DEMO_VAL_DATASET_CONFIG
             args.val_every = args.val_every or 100
         dataset_config = load_json(args.dataset_config, "dataset config")
+        assembly.check_strategy(args.strategy, args.accelerator)
 
         pl.seed_everything(args.seed + int(os.environ.get("SLURM_PROCID", 0)), workers=True)
         train_dl = assembly.build_dataloader(dataset_config, args.dataset_config, model_config,
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
         wrapper = assembly.build_training_wrapper(model_config, model, args.model_config, args.pretrained_ckpt_path)
         if args.ckpt_path:
             assembly.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
-        strategy = assembly.make_strategy(args.strategy, args.devices)
+        strategy, strategy_callbacks = assembly.make_strategy(args.strategy, wrapper, args.accelerator, args.precision)
         if args.gradient_clip_val and assembly.arc.is_arc(model_config):
             raise ConfigError(f"{args.model_config}: ARC post-training steps its optimisers by hand and Lightning "
                               "cannot clip for it: drop --gradient-clip-val and set training.clip_grad_norm instead")
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
                                      save_top_k=-1, save_last=True),
         assembly.ModelConfigEmbedder(model_config),
     ]
+    callbacks += strategy_callbacks
     interrupt = assembly.InterruptCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt")
     callbacks.append(interrupt)
     demo_callback = None

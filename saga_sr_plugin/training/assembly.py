@@ -24,6 +24,7 @@ from stable_audio_tools.models.utils import copy_state_dict, remove_weight_norm_
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
 from ..atomic import atomic_path
+from ..compat import FEATURES, RELEASE
 from ..configs import ConfigError
 from ..data import metadata
 from ..data.dataset_config import SHARD_TYPES, resolve_dataset_config
@@ -192,19 +193,51 @@ def check_resume_checkpoint(ckpt_path: str, wrapper: pl.LightningModule, model_s
     check_state_dict_fits(wrapper, state, ckpt_path, model_source)
 
 
-def make_strategy(name: str, devices: tp.Any) -> tp.Any:
-    """Lightning's own strategies; 'deepspeed' gets the official train.py's stage-2 settings."""
+def require_release(feature: str, what: str, instead: str) -> None:
+    """A one-line error when ``feature`` is only in stable-audio-tools 0.0.20 and this is 0.0.19."""
+    if not FEATURES[feature]:
+        raise ConfigError(f"{what} needs stable-audio-tools 0.0.20 (this is {RELEASE}): install the 0.0.20 stack "
+                          f"(Python 3.10, docs/INSTALL.md); {instead}")
+
+
+# What the official train.py (0.0.20) gives its FSDP strategy; the precision comes from --precision.
+FSDP_OPTIONS = {"sharding_strategy": "FULL_SHARD", "limit_all_gathers": True, "use_orig_params": True}
+
+
+def check_strategy(name: str, accelerator: str = "auto") -> None:
+    """What can be said before a model is built: FSDP needs 0.0.20 and a CUDA GPU."""
+    if name == "fsdp":
+        require_release("fsdp_ema", "--strategy fsdp (FSDP with the official FSDP-aware EMA)",
+                        "on this stack use --strategy ddp or deepspeed")
+        if accelerator == "cpu" or not torch.cuda.is_available():
+            raise ConfigError("--strategy fsdp runs on CUDA GPUs only (Lightning's FSDP strategy refuses other "
+                              "accelerators): on the CPU use --strategy ddp")
+
+
+def make_strategy(name: str, wrapper: pl.LightningModule | None = None, accelerator: str = "auto",
+                  precision: str | None = None) -> tuple[tp.Any, list[pl.Callback]]:
+    """Lightning's own strategies and the callbacks they need. 'deepspeed' gets the official train.py's
+    stage-2 settings; 'fsdp' is 0.0.20's FSDP strategy with its pre-wrap callback, which shards the
+    DiT's transformer blocks and keeps the EMA whole on every rank (its FSDP-aware update)."""
     if name == "deepspeed":
         try:
             from pytorch_lightning.strategies import DeepSpeedStrategy
             return DeepSpeedStrategy(stage=2, contiguous_gradients=True, overlap_comm=True, reduce_scatter=True,
-                                     reduce_bucket_size=5e8, allgather_bucket_size=5e8, load_full_weights=True)
+                                     reduce_bucket_size=5e8, allgather_bucket_size=5e8, load_full_weights=True), []
         except (ImportError, RuntimeError, pl.utilities.exceptions.MisconfigurationException) as err:
             raise ConfigError(f"--strategy deepspeed needs the deepspeed package (pip install deepspeed): {err}") from err
     if name == "ddp_find_unused":
         from pytorch_lightning.strategies import DDPStrategy
-        return DDPStrategy(find_unused_parameters=True)
-    return name
+        return DDPStrategy(find_unused_parameters=True), []
+    if name == "fsdp":
+        check_strategy(name, accelerator)
+        if wrapper is None:
+            raise ValueError("--strategy fsdp needs the training wrapper it shards")
+        from stable_audio_tools.training.fsdp import create_fsdp_strategy_and_callback
+
+        strategy, pre_wrap = create_fsdp_strategy_and_callback(wrapper, precision=precision, **FSDP_OPTIONS)
+        return strategy, [pre_wrap]
+    return name, []
 
 
 def gradient_accumulation(model_config: dict, source: str, batch_size: int, world_size: int,

@@ -212,13 +212,13 @@ def test_train_entry_reports_a_missing_dataset_folder(tmp_path, demo_config_file
 def test_strategies_are_lightnings_own():
     from pytorch_lightning.strategies import DDPStrategy
 
-    assert isinstance(assembly.make_strategy("ddp_find_unused", 2), DDPStrategy)
-    assert assembly.make_strategy("ddp", 2) == "ddp"
+    assert isinstance(assembly.make_strategy("ddp_find_unused")[0], DDPStrategy)
+    assert assembly.make_strategy("ddp") == ("ddp", [])
     try:
         import deepspeed  # noqa: F401
     except ImportError:
         with pytest.raises(ConfigError, match="pip install deepspeed"):
-            assembly.make_strategy("deepspeed", 2)
+            assembly.make_strategy("deepspeed")
 
 
 def test_cli_export_to_official_ckpt_format_loads_for_inference(trained_run, tmp_path, capsys):
