@@ -15,7 +15,12 @@
 5. few-step: the paper's sampler (Euler, 100 steps, eq. 4) against an ARC student's
    (``model_configs/saga_real_cpu_arc_config.json``'s saga_sr block: pingpong, linear, 8
    steps, no guidance) on the same weights: DiT passes per window counted, time per window;
-6. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost).
+6. captioning: captions/s of a tiny random Qwen2-Audio (the pipeline's own cost);
+7. LoRA (stable-audio-tools 0.0.20): full fine-tuning (the demo config: AdamW on every weight,
+   EMA on) against the shipped LoRA block (``saga_demo_lora_config.json``: rank 8 on the DiT's
+   blocks, EMA off as the official wrapper sets it), each in a fresh process: trainable
+   parameters, time per step, peak memory; and the trainable parameters of the paper's 1 B
+   DiT both ways (built on the meta device: counted, not trained).
 Uses the CUDA device when there is one.
 """
 from __future__ import annotations
@@ -268,7 +273,52 @@ def time_captioning(tmp: Path, files: int, batch_size: int) -> float:
     return files / (time.perf_counter() - start)
 
 
-SECTIONS = ("train", "guidance", "data", "inference", "memory", "few-step", "caption")
+LORA_SNIPPET = """
+import json, resource, sys, torch
+sys.path[:0] = [{root!r}, {benchmarks!r}]
+import run as bench
+from saga_sr_plugin.training.lora import trainable_parameters
+from stable_audio_tools.models.factory import create_model_from_config
+from stable_audio_tools.training.factory import create_training_wrapper_from_config
+config = json.load(open({config!r}))
+trained, total = trainable_parameters(create_training_wrapper_from_config(config, create_model_from_config(config)).diffusion)
+seconds, gpu_peak = bench.training_step_stats(config, {batch_size}, {steps}, warmup=2)
+print(json.dumps({{"trainable": trained, "total": total, "seconds": seconds, "gpu_peak_mb": gpu_peak / 2**20,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def lora_child(config: dict, tmp: Path, name: str, batch_size: int, steps: int) -> dict:
+    """A training run of ``config`` in a fresh process (so its peak RSS is its own)."""
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(config))
+    code = LORA_SNIPPET.format(root=str(ROOT), benchmarks=str(ROOT / "benchmarks"), config=str(path),
+                               batch_size=batch_size, steps=steps)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def paper_dit_lora_counts() -> tuple[int, int]:
+    """(all DiT parameters, LoRA parameters) of the paper's DiT with the shipped block, on the meta device."""
+    from stable_audio_tools.models.dit import DiffusionTransformer
+    from stable_audio_tools.models.lora.model import LoRAParametrization, add_lora
+    from functools import partial
+
+    paper = json.loads((ROOT / "model_configs" / "saga_model_config.json").read_text())
+    block = json.loads((ROOT / "model_configs" / "saga_demo_lora_config.json").read_text())["training"]["lora_config"]
+    with torch.device("meta"):
+        dit = DiffusionTransformer(**paper["model"]["diffusion"]["config"])
+        total = sum(p.numel() for p in dit.parameters())
+        make = {torch.nn.Linear: {"weight": partial(LoRAParametrization.from_linear, rank=block["rank"],
+                                                    lora_alpha=block["alpha"], adapter_type=block["adapter_type"])}}
+        add_lora(dit, make, include=block["include"])
+    adapters = sum(p.numel() for n, p in dit.named_parameters() if "lora" in n)
+    return total, adapters
+
+
+SECTIONS = ("train", "guidance", "data", "inference", "memory", "few-step", "caption", "lora")
 
 
 def main() -> None:
@@ -334,6 +384,26 @@ def main() -> None:
         if "caption" in args.only:
             cps = time_captioning(tmp, 8 if args.quick else 16, 4)
             print(f"[caption] tiny random Qwen2-Audio, 6 s clips, batch 4, 16 new tokens: {cps:.2f} captions/s")
+
+        if "lora" in args.only:
+            from saga_sr_plugin.compat import FEATURES, RELEASE
+
+            if not FEATURES["lora"]:
+                print(f"[lora] skipped: training.lora_config needs stable-audio-tools 0.0.20 (this is {RELEASE})")
+            else:
+                lora = copy.deepcopy(config)
+                shipped = json.loads((ROOT / "model_configs" / "saga_demo_lora_config.json").read_text())["training"]
+                lora["training"].update(use_ema=False, lora_config=shipped["lora_config"])
+                full, adapted = (lora_child(c, tmp, n, 4, reps) for c, n in ((config, "full"), (lora, "lora")))
+                for name, r in (("full fine-tuning (EMA on)", full), ("LoRA rank 8, DiT blocks", adapted)):
+                    print(f"[lora] demo model, batch 4 x {config['sample_size']} samples, {name}: {r['trainable']:,} "
+                          f"of {r['total']:,} parameters train, {r['seconds'] * 1000:.0f} ms/step, peak RSS "
+                          f"{r['peak_mb']:.0f} MB" + (f", peak GPU {r['gpu_peak_mb']:.0f} MB" if r['gpu_peak_mb'] else ""))
+                print(f"[lora] LoRA/full: trainable {adapted['trainable'] / full['trainable']:.3f}, peak RSS "
+                      f"{adapted['peak_mb'] / full['peak_mb']:.2f}, time per step {adapted['seconds'] / full['seconds']:.2f}")
+                total, adapters = paper_dit_lora_counts()
+                print(f"[lora] paper DiT (meta device, counted): {total:,} parameters; the shipped block trains "
+                      f"{adapters:,} ({100 * adapters / total:.2f} %)")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ def tiny_t5(tmp_path_factory) -> str:
     return str(save_tiny_t5(tmp_path_factory.mktemp("tiny_t5")))
 
 
-def demo_config(t5_path: str, sample_size: int = 8192) -> dict:
-    config = json.loads((ROOT / "model_configs" / "saga_demo_config.json").read_text())
+def demo_config(t5_path: str, sample_size: int = 8192, name: str = "saga_demo_config.json") -> dict:
+    config = json.loads((ROOT / "model_configs" / name).read_text())
     for entry in config["model"]["conditioning"]["configs"]:
         if entry["type"] == "saga_t5":
             entry["config"]["t5_model_name"] = t5_path

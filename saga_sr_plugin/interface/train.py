@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> TrainingRun:
             args.val_every = args.val_every or 100
         dataset_config = load_json(args.dataset_config, "dataset config")
         assembly.check_strategy(args.strategy, args.accelerator)
+        assembly.lora.check_lora_block(model_config, args.model_config, args.pretrained_ckpt_path, args.ckpt_path)
 
         pl.seed_everything(args.seed + int(os.environ.get("SLURM_PROCID", 0)), workers=True)
         train_dl = assembly.build_dataloader(dataset_config, args.dataset_config, model_config,
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> TrainingRun:
                                      args.pretransform_ckpt_path, args.remove_pretransform_weight_norm,
                                      args.allow_config_mismatch)
         wrapper = assembly.build_training_wrapper(model_config, model, args.model_config, args.pretrained_ckpt_path)
+        if assembly.lora.lora_block(model_config) is not None:
+            trained, total = assembly.lora.trainable_parameters(wrapper.diffusion)
+            print(f"LoRA: {trained:,} of {total:,} parameters train ({100 * trained / total:.2f} %); EMA is off "
+                  "(the official wrapper's choice for LoRA)")
         if args.ckpt_path:
             assembly.check_resume_checkpoint(args.ckpt_path, wrapper, args.model_config)
         strategy, strategy_callbacks = assembly.make_strategy(args.strategy, wrapper, args.accelerator, args.precision)
@@ -195,8 +200,13 @@ def main(argv: list[str] | None = None) -> TrainingRun:
     if args.no_export or not trainer.is_global_zero:
         return TrainingRun(trainer, wrapper, None)
     export_path = Path(args.export) if args.export else run_dir / "model.safetensors"
+    what = "EMA weights"
+    if assembly.lora.lora_block(model_config) is not None:
+        adapter = assembly.lora.export_lora(wrapper, export_path.parent)
+        print(f"saved the LoRA adapter to {adapter} (the official format); merging it into the model")
+        what = "the model with its LoRA merged"
     export_model(wrapper, export_path, model_config, config_source=args.model_config)
-    print(f"exported EMA weights to {export_path} (config beside it: {export_path.with_suffix('.json')})")
+    print(f"exported {what} to {export_path} (config beside it: {export_path.with_suffix('.json')})")
     if interrupt.interrupted:
         raise SystemExit(130)
     if demo_callback is not None and not args.no_final_demo:

@@ -24,15 +24,15 @@ from stable_audio_tools.models.utils import copy_state_dict, remove_weight_norm_
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
 from ..atomic import atomic_path
-from ..compat import FEATURES, RELEASE
-from ..configs import ConfigError
+from ..compat import FEATURES
+from ..configs import ConfigError, require_release
 from ..data import metadata
 from ..data.dataset_config import SHARD_TYPES, resolve_dataset_config
 from ..inference.settings import check_saga_sr_block
 from ..models.checks import check_model_config
 from ..models.loading import load_pretransform_weights
 from ..models.weights import check_same_model, check_state_dict_fits, read_checkpoint, read_weights
-from . import arc
+from . import arc, lora
 from .export import embed_config
 
 
@@ -173,6 +173,9 @@ def build_training_wrapper(model_config: dict, model: torch.nn.Module, source: s
             raise ConfigError(f"{source}: training.arc needs --pretrained-ckpt-path (the model to post-train)")
         return arc.build_arc_wrapper(model_config, model, source, read_weights(pretrained_ckpt_path),
                                      pretrained_ckpt_path)
+    if lora.lora_block(model_config) is not None:
+        require_release("lora", f"{source}: training.lora_config (LoRA fine-tuning)",
+                        "on this stack fine-tune the whole model (drop training.lora_config)")
     return create_training_wrapper_from_config(model_config, model)
 
 
@@ -191,13 +194,6 @@ def check_resume_checkpoint(ckpt_path: str, wrapper: pl.LightningModule, model_s
         raise ConfigError(f"--ckpt-path not found: {ckpt_path}")
     state = read_checkpoint(ckpt_path).get("state_dict", {})
     check_state_dict_fits(wrapper, state, ckpt_path, model_source)
-
-
-def require_release(feature: str, what: str, instead: str) -> None:
-    """A one-line error when ``feature`` is only in stable-audio-tools 0.0.20 and this is 0.0.19."""
-    if not FEATURES[feature]:
-        raise ConfigError(f"{what} needs stable-audio-tools 0.0.20 (this is {RELEASE}): install the 0.0.20 stack "
-                          f"(Python 3.10, docs/INSTALL.md); {instead}")
 
 
 # What the official train.py (0.0.20) gives its FSDP strategy; the precision comes from --precision.
