@@ -34,15 +34,6 @@ def load_json(path: str | os.PathLike, what: str) -> dict:
     return config
 
 
-def require_release(feature: str, what: str, instead: str) -> None:
-    """A one-line error when ``feature`` is only in stable-audio-tools 0.0.20 and this is 0.0.19."""
-    from .compat import FEATURES, RELEASE
-
-    if not FEATURES[feature]:
-        raise ConfigError(f"{what} needs stable-audio-tools 0.0.20 (this is {RELEASE}): install the 0.0.20 stack "
-                          f"(Python 3.10, docs/INSTALL.md); {instead}")
-
-
 def suggest(name: str, choices: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
     close = difflib.get_close_matches(name, choices, n=1)

@@ -24,8 +24,8 @@ from stable_audio_tools.models.utils import copy_state_dict, remove_weight_norm_
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
 from ..atomic import atomic_path
-from ..compat import FEATURES
-from ..configs import ConfigError, require_release
+from ..compat import FEATURES, RELEASE
+from ..configs import ConfigError
 from ..data import metadata
 from ..data.dataset_config import SHARD_TYPES, resolve_dataset_config
 from ..inference.settings import check_saga_sr_block
@@ -198,6 +198,13 @@ def check_resume_checkpoint(ckpt_path: str, wrapper: pl.LightningModule, model_s
 
 # What the official train.py (0.0.20) gives its FSDP strategy; the precision comes from --precision.
 FSDP_OPTIONS = {"sharding_strategy": "FULL_SHARD", "limit_all_gathers": True, "use_orig_params": True}
+
+
+def require_release(feature: str, what: str, instead: str) -> None:
+    """A one-line error when ``feature`` is only in stable-audio-tools 0.0.20 and this is 0.0.19."""
+    if not FEATURES[feature]:
+        raise ConfigError(f"{what} needs stable-audio-tools 0.0.20 (this is {RELEASE}): install the 0.0.20 stack "
+                          f"(Python 3.10, docs/INSTALL.md); {instead}")
 
 
 def check_strategy(name: str, accelerator: str = "auto") -> None:
