@@ -11,6 +11,7 @@ import copy
 import difflib
 import json
 import os
+import typing as tp
 from pathlib import Path
 
 
@@ -32,6 +33,16 @@ def load_json(path: str | os.PathLike, what: str) -> dict:
         raise ConfigError(f"{what} {path} must hold a JSON object ({{...}}), not a {type(config).__name__}: "
                           "is it the right file?")
     return config
+
+
+def check_options(block: tp.Iterable[str], known: tp.Sequence[str], where: str, source: str,
+                  takes: str = "known") -> None:
+    """A key of ``block`` that ``known`` lacks is a one-line error naming the file, the key and the closest
+    option: a typo in a config must not become a silent default."""
+    for key in block:
+        if key not in known:
+            raise ConfigError(f"{source}: {where} has no option {key!r}{suggest(key, list(known))}; "
+                              f"{takes}: {', '.join(known)}")
 
 
 def suggest(name: str, choices: list[str]) -> str:

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import typing as tp
 
-from ..configs import ConfigError, suggest
+from ..configs import ConfigError, check_options
 
 AUTO = "auto"     # target_rolloff: f_h from each input's own spectrum (target_rolloff.py)
 SAMPLER_NAMES = ("euler", "dpmpp", "pingpong")   # the official samplers (sampling.SAMPLERS)
@@ -175,6 +175,4 @@ def check_saga_sr_block(block: dict, source: str) -> None:
     if not isinstance(block, dict):
         raise ConfigError(f"{source}: \"saga_sr\" must be an object, got {type(block).__name__}")
     known = [f.name for f in dataclasses.fields(UpsampleSettings)] + ["caption_model"]
-    for key in block:
-        if key not in known:
-            raise ConfigError(f"{source}: saga_sr has no option {key!r}{suggest(key, known)}; known: {', '.join(known)}")
+    check_options(block, known, "saga_sr", source)

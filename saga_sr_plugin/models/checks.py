@@ -10,7 +10,7 @@ import inspect
 from stable_audio_tools.models.dit import DiffusionTransformer
 from stable_audio_tools.models.transformer import ContinuousTransformer, TransformerBlock
 
-from ..configs import ConfigError, suggest
+from ..configs import ConfigError, check_options, suggest
 
 
 def check_model_config(config: dict, source: str = "model config") -> None:
@@ -65,10 +65,7 @@ def dit_config_keys() -> set[str]:
 def check_dit_config(dit: dict, source: str) -> None:
     """Unknown keys and widths the official DiT cannot build with, caught when the config is read."""
     known = sorted(dit_config_keys())
-    for key in dit:
-        if key not in known:
-            raise ConfigError(f"{source}: model.diffusion.config has no option {key!r}{suggest(key, known)}; "
-                              f"the official DiT takes: {', '.join(known)}")
+    check_options(dit, known, "model.diffusion.config", source, "the official DiT takes")
     embed_dim, heads = dit.get("embed_dim", 768), dit.get("num_heads", 8)
     if not isinstance(embed_dim, int) or not isinstance(heads, int) or embed_dim < 1 or heads < 1:
         raise ConfigError(f"{source}: model.diffusion.config embed_dim and num_heads must be positive integers, "

@@ -30,7 +30,7 @@ from stable_audio_tools.models.factory import create_model_from_config
 from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
 from .. import compat
-from ..configs import ConfigError, suggest
+from ..configs import ConfigError, check_options
 from ..inference.sampling import make_guided_model, passes_per_step
 from ..inference.settings import UpsampleSettings
 from ..models.weights import check_state_dict_fits
@@ -57,17 +57,12 @@ def check_arc_config(model_config: dict, source: str) -> dict:
         if key in FACTORY_WEIGHT_KEYS:
             raise ConfigError(f"{source}: training.arc.{key}: the teacher and the discriminator start from the model "
                               "given by --pretrained-ckpt-path (loaded strictly); remove the key")
-        if key not in ARC_KEYS:
-            raise ConfigError(f"{source}: training.arc has no option {key!r}{suggest(key, list(ARC_KEYS))}; "
-                              f"known: {', '.join(ARC_KEYS)}")
+    check_options(arc, ARC_KEYS, "training.arc", source)
     disc = arc.get("discriminator")
     if not isinstance(disc, dict) or "dit_hidden_layer" not in disc:
         raise ConfigError(f"{source}: training.arc.discriminator.dit_hidden_layer is required (the DiT layer whose "
                           "hidden states the discriminator head reads)")
-    for key in disc:
-        if key not in DISCRIMINATOR_KEYS:
-            raise ConfigError(f"{source}: training.arc.discriminator has no option {key!r}"
-                              f"{suggest(key, list(DISCRIMINATOR_KEYS))}; known: {', '.join(DISCRIMINATOR_KEYS)}")
+    check_options(disc, DISCRIMINATOR_KEYS, "training.arc.discriminator", source)
     depth = model_config["model"]["diffusion"]["config"].get("depth")
     layer = disc["dit_hidden_layer"]
     if not isinstance(layer, int) or isinstance(layer, bool) or not 1 <= layer <= (depth or layer):
@@ -85,13 +80,10 @@ def check_arc_config(model_config: dict, source: str) -> dict:
                               f"discriminator, distributions {', '.join(NOISE_DISTS)}")
     warmup = arc.get("ode_warmup")
     if warmup is not None:
-        for key in warmup:
-            if key == "cfg":
-                raise ConfigError(f"{source}: training.arc.ode_warmup.cfg is the official single guidance scale; "
-                                  "SAGA-SR's teacher uses eq. 4: give guidance_acoustic and guidance_text instead")
-            if key not in ODE_WARMUP_KEYS:
-                raise ConfigError(f"{source}: training.arc.ode_warmup has no option {key!r}"
-                                  f"{suggest(key, list(ODE_WARMUP_KEYS))}; known: {', '.join(ODE_WARMUP_KEYS)}")
+        if "cfg" in warmup:
+            raise ConfigError(f"{source}: training.arc.ode_warmup.cfg is the official single guidance scale; "
+                              "SAGA-SR's teacher uses eq. 4: give guidance_acoustic and guidance_text instead")
+        check_options(warmup, ODE_WARMUP_KEYS, "training.arc.ode_warmup", source)
     settings = UpsampleSettings.from_config(model_config)
     if passes_per_step(settings.guidance_acoustic, settings.guidance_text) != 1:
         raise ConfigError(f"{source}: a post-trained (ARC) model samples without guidance: set saga_sr.guidance_acoustic "

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..atomic import atomic_path
-from ..configs import ConfigError, suggest
+from ..configs import ConfigError, check_options
 
 # what 0.0.20's DiffusionCondTrainingWrapper reads from training.lora_config
 LORA_KEYS = ("rank", "alpha", "adapter_type", "include", "exclude")
@@ -36,10 +36,7 @@ def check_lora_block(model_config: dict, source: str, pretrained_ckpt_path: str 
     if not isinstance(block, dict):
         raise ConfigError(f"{source}: training.lora_config must be an object such as {{\"rank\": 8, \"include\": "
                           "[\"transformer.layers\"]}")
-    for key in block:
-        if key not in LORA_KEYS:
-            raise ConfigError(f"{source}: training.lora_config has no option {key!r}{suggest(key, LORA_KEYS)}; "
-                              f"the official wrapper reads: {', '.join(LORA_KEYS)}")
+    check_options(block, LORA_KEYS, "training.lora_config", source, "the official wrapper reads")
     if not pretrained_ckpt_path:
         raise ConfigError(f"{source}: training.lora_config fine-tunes a trained model: pass --pretrained-ckpt-path "
                           "(a SAGA-SR export, e.g. runs/saga_demo/model.safetensors)")
