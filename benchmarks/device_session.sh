@@ -70,6 +70,10 @@ if [ -z "${SMOKE:-}" ] && ls .whl/sat020/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --ignore-requires-python --target /tmp/site020 .whl/sat020/*.whl \
     >/dev/null && PYTHONPATH=/tmp/site020:${PYTHONPATH:-$PWD} timeout 240 "$PY" -m pytest -m cuda \
     tests/training/test_ddp.py -q -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/fsdp.log"
+  # paper-scale memory per GPU at batch 8: DDP against FSDP, both at world size 1
+  PYTHONPATH=/tmp/site020:${PYTHONPATH:-$PWD} timeout 240 "$PY" benchmarks/paper_scale.py --train-steps 3 \
+    --precisions bf16-mixed --compare-precision none --strategies ddp fsdp --upsample-dtypes \
+    2>&1 | grep -v Warning | tee -a "$OUT/fsdp.log"
 fi
 wait
 log "training done"; tail -n 4 "$OUT"/train_seed*.log

@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precisions", nargs="+", default=["32", "16-mixed", "bf16-mixed"])
     p.add_argument("--compare-precision", default="bf16-mixed",
                    help="precision of the on-the-fly vs pre-encoded vs bare-DiT comparison ('none' to skip)")
-    p.add_argument("--upsample-dtypes", nargs="+", default=["bfloat16"])
+    p.add_argument("--strategies", nargs="+", default=["auto"],
+                   help="also train with these strategies, at the last of --precisions, at world size 1: the memory "
+                        "per GPU of ddp against fsdp (fsdp: stable-audio-tools 0.0.20, CUDA)")
+    p.add_argument("--upsample-dtypes", nargs="*", default=["bfloat16"], help="none: no upsampling")
     p.add_argument("--upsample-seconds", type=float, nargs="+", default=[10.0, 60.0])
     p.add_argument("--window-batches", type=int, nargs="+", default=[1, 8], help="windows per sampler batch")
     p.add_argument("--upsample-steps", type=int, default=100)
@@ -103,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
         for precision in args.precisions:
             attempt(f"train {precision}", lambda precision=precision: _describe(step(precision), args.train_steps))
+        for strategy in (s for s in args.strategies if s != "auto"):  # memory per GPU, e.g. FSDP against the above
+            attempt(f"train {args.precisions[-1]} {strategy}", lambda strategy=strategy: _describe(
+                training_step_stats(config, args.batch_size, args.train_steps, warmup=2,
+                                    precision=args.precisions[-1], strategy=strategy), args.train_steps))
         if args.compare_precision != "none":
             def compare() -> str:
                 results = training_comparison(config, args.batch_size, args.train_steps, args.compare_precision, 2)

@@ -83,11 +83,12 @@ def time_training(config: dict, batch_size: int, steps: int, warmup: int = 3) ->
 
 
 def training_step_stats(config: dict, batch_size: int, steps: int, warmup: int = 3,
-                        precision: str = "32", pre_encoded: bool = False) -> tuple[float, int]:
+                        precision: str = "32", pre_encoded: bool = False, strategy: str = "auto") -> tuple[float, int]:
     """(median seconds per optimizer step, peak GPU bytes or 0 on CPU) of a Lightning fit on one repeated batch.
 
     ``pre_encoded``: the official ``training.pre_encoded`` switch, fed what ``saga-sr pre-encode``
-    writes (z_h as the batch, z_l in the metadata), encoded once before timing.
+    writes (z_h as the batch, z_l in the metadata), encoded once before timing. ``strategy``: as
+    ``train_entry.py --strategy`` builds it (``fsdp``: 0.0.20's, at world size 1, on CUDA).
     """
     import pytorch_lightning as pl
     from stable_audio_tools.models.factory import create_model_from_config
@@ -121,9 +122,12 @@ def training_step_stats(config: dict, batch_size: int, steps: int, warmup: int =
             sync()
             times.append(time.perf_counter() - self.t)
 
+    from saga_sr_plugin.training.assembly import make_strategy
+
+    strategy, strategy_callbacks = make_strategy(strategy, wrapper, "auto", precision)
     trainer = pl.Trainer(accelerator="auto", devices=1, max_steps=steps + warmup, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[Timer()], precision=precision)
+                         callbacks=[Timer(), *strategy_callbacks], precision=precision, strategy=strategy)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(wrapper, loader)

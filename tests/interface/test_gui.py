@@ -129,7 +129,9 @@ def test_the_served_app_upsamples_through_gradio_client_with_progress(served, tm
     job = client.submit(handle_file(wav(tmp_path / "in16k.wav", seconds=1.5)), "none", "", 20, 1.0, 1.0, 0.9, 0,
                         True, "dpmpp", "linear", "wav", api_name="/upsample")
     progress = []
+    deadline = time.time() + 300
     while not job.done():
+        assert time.time() < deadline, "the page did not finish a 1.5 s upsampling in 5 minutes"
         status = job.status()
         if status.progress_data:
             progress += [unit.progress for unit in status.progress_data if unit.progress is not None]
