@@ -90,12 +90,9 @@ def writable_folder(folder: str | Path, what: str = "output folder") -> Path:
 
 def _upsample(args: argparse.Namespace) -> int:
     from ..configs import load_json
-    from ..data.audio_io import AUDIO_EXTS, read_audio, write_audio
-    from ..data.audio_format import BadAudioError
-    from ..evaluation.plots import save_spectrograms
+    from ..data.audio_io import AUDIO_EXTS
+    from ..distributed import current_share
     from ..inference.settings import UpsampleSettings
-    from ..inference.upsampler import Upsampler, UpsampleJob, short_caption
-    from tqdm.auto import tqdm
 
     pairs = plan_outputs(args.inputs, args.output_dir, args.format)
     if not pairs:
@@ -106,17 +103,41 @@ def _upsample(args: argparse.Namespace) -> int:
     # Every option is checked against the config before the model loads (tens of seconds).
     settings = apply_overrides(UpsampleSettings.from_config(load_json(args.model_config, "model config")),
                                setting_overrides(args))
+    share = current_share()  # under torchrun: every N-th file on this rank's GPU; rank 0 prints the totals
     failures, skipped, done = [], [], 0
     todo = []
     for path, target in pairs:
         if target.exists() and not args.overwrite:
             skipped.append(target)
-            print(f"skipped {path}: {target} exists (--overwrite to replace it)", file=sys.stderr)
+            if share.is_first:
+                print(f"skipped {path}: {target} exists (--overwrite to replace it)", file=sys.stderr)
         else:
             todo.append((path, target))
     if not todo:
-        print(summary_line("upsampled", done, len(pairs), failures, skipped))
+        if share.is_first:
+            print(summary_line("upsampled", done, len(pairs), failures, skipped))
         return 0
+    args.device = share.device(args.device)
+    todo = share.take(todo)
+    if todo:
+        done, failures = _upsample_files(args, todo, settings)
+    totals = share.gather((done, failures))
+    if not share.is_first:
+        return 1 if failures else 0
+    done, failures = sum(d for d, _ in totals), [f for _, fs in totals for f in fs]
+    print(summary_line("upsampled", done, len(pairs), failures, skipped), file=sys.stderr if failures else sys.stdout)
+    return 1 if failures else 0
+
+
+def _upsample_files(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings: tp.Any) -> tuple[int, list[Path]]:
+    """Upsample ``todo`` (input, output) pairs: the number written and the inputs that failed."""
+    from ..data.audio_io import read_audio, write_audio
+    from ..data.audio_format import BadAudioError
+    from ..evaluation.plots import save_spectrograms
+    from ..inference.upsampler import Upsampler, UpsampleJob, short_caption
+    from tqdm.auto import tqdm
+
+    done, failures = 0, []
     upsampler = Upsampler.load(args.model_config, args.weights, args.device, args.dtype,
                                allow_config_mismatch=args.allow_config_mismatch)
     if args.caption is None and not args.no_caption:
@@ -151,8 +172,7 @@ def _upsample(args: argparse.Namespace) -> int:
                                                                  ("SAGA-SR (44.1 kHz)", result.audio, result.sample_rate)],
                                     title=path.name)
             print(f"  spectrograms: {png}")
-    print(summary_line("upsampled", done, len(pairs), failures, skipped), file=sys.stderr if failures else sys.stdout)
-    return 1 if failures else 0
+    return done, failures
 
 
 def summary_line(verb: str, done: int, total: int, failures: tp.Sequence, skipped: tp.Sequence = ()) -> str:

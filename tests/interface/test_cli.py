@@ -156,3 +156,28 @@ def test_channel_and_silence_errors_name_the_file(demo_model_files, tmp_path, ca
     assert code == 1
     assert f"{tmp_path / 'six.wav'}: 6 channels" in err and f"{tmp_path / 'quiet.wav'}: silent" in err
     assert "input:" not in err
+
+
+def test_upsample_under_torchrun_splits_the_files_and_counts_them_once(demo_model_files, tmp_path):
+    """Two CPU ranks each write their share of a folder's outputs; rank 0 prints one total with every
+    rank's failure."""
+    import os
+    import subprocess
+    import sys
+
+    config, weights = demo_model_files
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        sf.write(data / f"a{i}.wav", 0.3 * np.random.default_rng(i).standard_normal((4000, 2)).astype(np.float32),
+                 16000)
+    (data / "b_broken.wav").write_bytes(b"RIFF nonsense")  # rank 1's second file
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "saga_sr_plugin.interface.cli", "upsample", str(data), "-o", str(tmp_path / "out"),
+                           "--model-config", config, "--weights", weights, "--steps", "2", "--no-caption",
+                           "--device", "cpu"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode != 0 and log.count("upsampled 3 of 4 file(s)") == 1, log[-3000:]
+    assert "b_broken.wav" in log.split("upsampled 3 of 4 file(s)")[1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"a{i}_saga_sr.wav" for i in range(3)]
