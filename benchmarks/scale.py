@@ -83,7 +83,8 @@ def main() -> None:
             for n in (1, 2):
                 folder = audio_folder(tmp / f"cap{n}", 48, 6.0)
                 _, log = timed(command(n, "caption", str(folder), "--model", qwen, "--device", "cpu",
-                                       "--max-new-tokens", "16", "--batch-size", "4"))
+                                       "--max-new-tokens", "16", "--batch-size", "4",
+                                       "--report", str(tmp / f"cap{n}.json")))
                 rates[n] = float(re.search(r"\(([\d.]+) files/s", log).group(1))
             report("caption", "files", rates, "48 files of 6 s, tiny Qwen2-Audio, 16 new tokens, the command's rate")
         if "pre-encode" in args.only:

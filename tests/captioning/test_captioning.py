@@ -216,9 +216,9 @@ def test_a_stopped_many_process_run_resumes_from_its_parts(tmp_path):
     assert not list(root.glob("captions.part-*"))
 
 
-def _caption_command(root, tiny_qwen, *extra):
+def _caption_command(root, tiny_qwen, report, *extra):
     return ["caption", str(root), "--model", tiny_qwen, "--device", "cpu", "--max-new-tokens", "4", "--batch-size", "2",
-            "--segment-seconds", "0.5", *extra]
+            "--segment-seconds", "0.5", "--report", str(report), *extra]
 
 
 def test_torchrun_two_processes_give_one_process_result_and_resume(tmp_path, tiny_qwen):
@@ -227,16 +227,16 @@ def test_torchrun_two_processes_give_one_process_result_and_resume(tmp_path, tin
     one, two = tmp_path / "one", tmp_path / "two"
     _write_folder(one, np.random.default_rng(9))
     _write_folder(two, np.random.default_rng(9))
-    assert cli.main(_caption_command(one, tiny_qwen)) == 1  # corrupt.wav and silent.wav fail, as below
+    assert cli.main(_caption_command(one, tiny_qwen, tmp_path / "one.json")) == 1  # corrupt.wav and silent.wav fail, as below
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
               "-m", "saga_sr_plugin.interface.cli"]
-    done = subprocess.run(launch + _caption_command(two, tiny_qwen, "--report", str(tmp_path / "r.json")), env=env,
+    done = subprocess.run(launch + _caption_command(two, tiny_qwen, tmp_path / "r.json"), env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "captioned 4 file(s)" in done.stdout, done.stdout + done.stderr[-3000:]
     assert read_sidecar(sidecar_path(two)) == read_sidecar(sidecar_path(one))
     assert not list(two.glob("captions.part-*")), "rank 0 merged the parts and removed them"
     assert json.loads((tmp_path / "r.json").read_text())["failed_count"] == 2, "both ranks' failures are counted"
-    again = subprocess.run(launch + _caption_command(two, tiny_qwen), env=env, capture_output=True, text=True,
+    again = subprocess.run(launch + _caption_command(two, tiny_qwen, tmp_path / "again.json"), env=env, capture_output=True, text=True,
                            timeout=600)
     assert "captioned 0 file(s)" in again.stdout and "4 already done" in again.stdout, again.stdout + again.stderr[-3000:]
